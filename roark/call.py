@@ -1,0 +1,221 @@
+"""The handle of one observed call (asyncio side)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import handoff as h
+from .audio import install_taps, remove_taps
+from .hooks import SessionHooks
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+logger = logging.getLogger("roark.call")
+
+CALL_ID_WAIT = 3.0
+DEFAULT_RATE = 24000
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """Per-call options given to ``observe``/``observe_session`` (validated there)."""
+
+    agent_id: str
+    agent_name: str | None = None
+    agent_prompt: str | None = None
+    livekit_call_id: str | None = None
+    capture_audio: bool = True
+    capture_logs: bool = False
+    is_test: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(value: Any) -> str | None:
+    """Only real, non-empty strings make it into optional fields (never mocks or coroutines)."""
+    return value if isinstance(value, str) and value else None
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for name in path:
+        try:
+            obj = getattr(obj, name)
+        except Exception:
+            return None
+    return obj
+
+
+class Call:
+    """One observed call. Get it from :func:`roark.current_call` or :func:`roark.observe_session`.
+
+    Example::
+
+        call = roark.current_call()
+        if call is not None:
+            await call.aflush(reason="transferred-to-human")
+    """
+
+    def __init__(self, worker: Worker, options: CallOptions, ctx: Any, shutdown_timeout: float):
+        self._worker = worker
+        self.options = options
+        self._ctx = ctx
+        self._budget = shutdown_timeout
+        self.key = worker.new_call_key()
+        self._assembler, self._done = worker.open_call(self.key)
+        self._drops = h.Drops()
+        self._hooks = SessionHooks(self._post, self._end)
+        self._session: Any = None
+        self._ended_at: float | None = None
+        self._call_id: str | None = None
+        self._id_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Call(id={self.call_id!r}, agent_id={self.options.agent_id!r}, ended={self.ended})"
+
+    @property
+    def call_id(self) -> str | None:
+        """The ``livekitCallId`` (None while it is still being resolved)."""
+        return self._call_id
+
+    @property
+    def begun(self) -> bool:
+        return self._session is not None
+
+    @property
+    def ended(self) -> bool:
+        return self._ended_at is not None
+
+    def _post(self, item: h.Item) -> None:
+        self._worker.handoff.put(self._assembler, item, self._drops)
+
+    # -- start -----------------------------------------------------------------------------
+
+    def begin(self, session: Any) -> None:
+        """Instrument ``session`` (before its ``start()`` runs, or right away if it runs)."""
+        self._session = session
+        self._hooks.attach(session)
+        sample_rate = None
+        if self.options.capture_audio:
+            sample_rate = self._output_rate(session)
+            install_taps(session, self._post)
+        ctx = self._ctx
+        call_id = _text(self.options.livekit_call_id) or _text(_get(ctx, "job", "room", "sid"))
+        self._call_id = call_id
+        self._post(
+            h.Begin(
+                at=time.time(),
+                started=self._started_fields(),
+                sample_rate=sample_rate,
+                call_id=call_id,
+            )
+        )
+        if call_id is None:
+            self._id_task = asyncio.get_running_loop().create_task(self._resolve_call_id())
+
+    @staticmethod
+    def _output_rate(session: Any) -> int:
+        out = _get(session, "output", "audio")
+        for rate in (_get(out, "sample_rate"), _get(session, "tts", "sample_rate")):
+            if isinstance(rate, int) and not isinstance(rate, bool) and rate > 0:
+                return rate
+        return DEFAULT_RATE
+
+    def _started_fields(self) -> dict[str, Any]:
+        opts, ctx = self.options, self._ctx
+        fields: dict[str, Any] = {"agentId": opts.agent_id, "isTest": opts.is_test}
+        participant = _text(_get(ctx, "job", "participant", "identity"))
+        if participant is None:
+            remote = _get(ctx, "room", "remote_participants")
+            try:
+                identities = [p.identity for p in remote.values()] if remote else []
+            except Exception:
+                identities = []
+            participant = _text(identities[0]) if identities else None
+        optional = {
+            "agentName": opts.agent_name,
+            "agentPrompt": opts.agent_prompt,
+            "roomSid": _get(ctx, "job", "room", "sid"),
+            "roomName": _get(ctx, "job", "room", "name") or _get(ctx, "room", "name"),
+            "participantIdentity": participant,
+            "jobId": _get(ctx, "job", "id"),
+        }
+        fields.update({k: v for k, v in optional.items() if _text(v)})
+        if opts.metadata:
+            fields["metadata"] = dict(opts.metadata)
+        return fields
+
+    async def _resolve_call_id(self) -> None:
+        call_id = None
+        try:
+            sid = _get(self._ctx, "room", "sid")
+            if asyncio.iscoroutine(sid) or isinstance(sid, asyncio.Future):
+                call_id = _text(await asyncio.wait_for(sid, CALL_ID_WAIT))
+            else:
+                call_id = _text(sid)
+        except (Exception, asyncio.TimeoutError):
+            call_id = None
+        call_id = call_id or _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
+        self._call_id = call_id
+        self._post(h.CallId(call_id))
+
+    # -- end -------------------------------------------------------------------------------
+
+    def _end(self, reason: str) -> None:
+        if self._ended_at is not None:
+            return
+        self._ended_at = time.monotonic()
+        if self._session is None:
+            # prepared by observe_session but its session never started: nothing to send
+            self._worker.discard_call(self.key)
+            return
+        try:
+            session = self._session
+            if session is not None:
+                self._hooks.detach(session)
+                remove_taps(session)
+            self._hooks.flush_usage()
+            if self._id_task is not None and not self._id_task.done():
+                self._id_task.cancel()
+                self._post(h.CallId(_text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())))
+        except Exception:
+            logger.debug("ending call hooks failed", exc_info=True)
+        self._post(h.End(at=time.time(), reason=reason or "agent-ended"))
+
+    async def aflush(self, reason: str = "agent-ended", timeout: float | None = None) -> bool:
+        """End the call now (once; later calls only wait) and wait for its delivery.
+
+        Returns True once Roark has the whole call, False if it did not get there within
+        ``timeout`` (default: the shutdown budget); it then stays spooled and is sent later.
+        Never raises.
+        """
+        try:
+            self._end(str(reason))
+            return await self.wait_delivered(timeout)
+        except Exception:
+            logger.debug("aflush failed", exc_info=True)
+            return False
+
+    async def wait_delivered(self, timeout: float | None = None) -> bool:
+        if self._done.done():
+            return not self._done.cancelled() and bool(self._done.result())
+        budget = self._budget if timeout is None else timeout
+        if timeout is None and self._ended_at is not None:
+            budget = max(0.0, self._budget - (time.monotonic() - self._ended_at))
+        try:
+            # shielded: a timeout here must not cancel the future other waiters share
+            return bool(
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._done)), budget)
+            )
+        except (asyncio.TimeoutError, concurrent.futures.CancelledError):
+            logger.warning(
+                "call %s was not delivered within %.1f s; it stays spooled and is sent later",
+                self.call_id,
+                budget,
+            )
+            return False

@@ -1,0 +1,149 @@
+"""The door between the asyncio side and the worker threads.
+
+The loop side builds these small records from what LiveKit hands it (copying bytes, reading
+a few attributes) and puts them here; ``put`` never blocks. Audio has a byte budget: when the
+workers fall that far behind, new audio frames are dropped and counted (they become silence at
+their place on the recording, never a shift); lifecycle and conversation records are always
+accepted, so a call-ended is never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+logger = logging.getLogger("roark.handoff")
+
+
+@dataclass(slots=True)
+class Begin:
+    at: float
+    started: dict[str, Any]  # call-started fields except the call id and timestamp
+    sample_rate: int | None
+    call_id: str | None
+
+
+@dataclass(slots=True)
+class CallId:
+    call_id: str
+
+
+@dataclass(slots=True)
+class Message:
+    role: str
+    text: str
+    started_at: float
+    stopped_at: float
+    interrupted: bool
+    language: str | None
+
+
+@dataclass(slots=True)
+class Tools:
+    at: float
+    calls: list[tuple[str, str, str, float]]  # call_id, name, arguments, created_at
+    outputs: list[tuple[str, Any, bool, float]]  # call_id, output, is_error, created_at
+
+
+@dataclass(slots=True)
+class Metric:
+    kind: str
+    at: float
+    fields: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Usage:
+    at: float
+    models: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class InputFrame:
+    at: float
+    data: bytes
+    rate: int
+    channels: int
+
+
+@dataclass(slots=True)
+class OutputFrame:
+    segment: int
+    at: float
+    data: bytes
+    rate: int
+    channels: int
+
+
+@dataclass(slots=True)
+class Playback:
+    segment: int
+    what: str  # "started", "progressed", "finished"
+    at: float
+    position: float = 0.0
+    offset: float = 0.0
+    interrupted: bool = False
+
+
+@dataclass(slots=True)
+class End:
+    at: float
+    reason: str
+
+
+Item = Union[Begin, CallId, Message, Tools, Metric, Usage, InputFrame, OutputFrame, Playback, End]
+
+
+@dataclass
+class Drops:
+    frames: int = 0
+    logged: bool = False
+
+
+@dataclass(slots=True)
+class Envelope:
+    call: Any  # the worker-side call state
+    item: Item
+
+
+@dataclass
+class HandOff:
+    """Unbounded for records, byte-bounded for audio; ``put`` is safe from any thread."""
+
+    audio_budget: int = 64 * 1024 * 1024
+    _queue: queue.SimpleQueue[Envelope | None] = field(default_factory=queue.SimpleQueue)
+    _audio_bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put(self, call: Any, item: Item, drops: Drops | None = None) -> bool:
+        if isinstance(item, (InputFrame, OutputFrame)):
+            with self._lock:
+                if self._audio_bytes + len(item.data) > self.audio_budget:
+                    if drops is not None:
+                        drops.frames += 1
+                        if not drops.logged:
+                            drops.logged = True
+                            logger.warning(
+                                "roark workers are behind: dropping audio frames (they will be "
+                                "silence on the recording)"
+                            )
+                    return False
+                self._audio_bytes += len(item.data)
+        self._queue.put(Envelope(call, item))
+        return True
+
+    def wake(self) -> None:
+        self._queue.put(None)
+
+    def get(self, timeout: float) -> Envelope | None:
+        try:
+            envelope = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if envelope is not None and isinstance(envelope.item, (InputFrame, OutputFrame)):
+            with self._lock:
+                self._audio_bytes -= len(envelope.item.data)
+        return envelope

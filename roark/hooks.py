@@ -1,0 +1,162 @@
+"""Session event handlers (asyncio side): read what a record needs, hand it over, return.
+
+Every handler is wrapped so that nothing raised here reaches LiveKit's event emitter.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import handoff as h
+
+logger = logging.getLogger("roark.hooks")
+
+# VAD metrics arrive many times a second and say nothing about the call's quality
+_SKIPPED_METRICS = {"vad_metrics"}
+_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+_TURN_SKIP = {"started_speaking_at", "stopped_speaking_at"}
+
+CLOSE_REASONS = {
+    "job_shutdown": "job-shutdown",
+    "participant_disconnected": "participant-disconnected",
+    "user_initiated": "agent-ended",
+    "task_completed": "agent-ended",
+    "error": "error",
+}
+
+
+def guarded(fn: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            logger.debug("roark hook %s failed", fn.__name__, exc_info=True)
+
+    return wrapper
+
+
+def _scalars(data: dict[str, Any], skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in skip or key in ("type", "timestamp", "label", "request_id", "speech_id"):
+            continue
+        if isinstance(value, (bool, int, float, str)):
+            out[key] = value
+        elif key == "metadata" and isinstance(value, dict):
+            out.update({k: v for k, v in value.items() if isinstance(v, str)})
+    return out
+
+
+class SessionHooks:
+    """Subscribes to one ``AgentSession``'s events and posts hand-off items for them."""
+
+    def __init__(self, post: Callable[[h.Item], None], on_close: Callable[[str], None]) -> None:
+        self._post = post
+        self._on_close = on_close
+        self._handlers: dict[str, Callable[..., None]] = {
+            "conversation_item_added": guarded(self.conversation_item_added),
+            "function_tools_executed": guarded(self.function_tools_executed),
+            "metrics_collected": guarded(self.metrics_collected),
+            "session_usage_updated": guarded(self.session_usage_updated),
+            "error": guarded(self.error),
+            "close": guarded(self.close),
+        }
+        self._usage: Any = None
+
+    def attach(self, session: Any) -> None:
+        for event, handler in self._handlers.items():
+            session.on(event, handler)
+
+    def detach(self, session: Any) -> None:
+        for event, handler in self._handlers.items():
+            try:
+                session.off(event, handler)
+            except Exception:
+                pass
+
+    def conversation_item_added(self, ev: Any) -> None:
+        item = ev.item
+        role = _ROLES.get(getattr(item, "role", None) or "")
+        if role is None or getattr(item, "type", None) != "message":
+            return
+        text = item.text_content or ""
+        metrics = dict(item.metrics or {})
+        created = float(getattr(item, "created_at", None) or time.time())
+        started = metrics.get("started_speaking_at") or created
+        stopped = metrics.get("stopped_speaking_at") or started
+        self._post(
+            h.Message(
+                role=role,
+                text=text,
+                started_at=float(started),
+                stopped_at=float(stopped),
+                interrupted=bool(getattr(item, "interrupted", False)),
+                language=_language(item),
+            )
+        )
+        turn = _scalars(metrics, _TURN_SKIP)
+        if turn:
+            turn["role"] = role
+            self._post(h.Metric(kind="turn", at=float(stopped), fields=turn))
+
+    def function_tools_executed(self, ev: Any) -> None:
+        now = time.time()
+        calls = [
+            (c.call_id, c.name, c.arguments, float(getattr(c, "created_at", now)))
+            for c in ev.function_calls
+        ]
+        outputs = [
+            (o.call_id, o.output, bool(o.is_error), float(getattr(o, "created_at", now)))
+            for o in ev.function_call_outputs
+            if o is not None
+        ]
+        self._post(h.Tools(at=now, calls=calls, outputs=outputs))
+
+    def metrics_collected(self, ev: Any) -> None:
+        metrics = ev.metrics
+        kind = str(getattr(metrics, "type", "metrics"))
+        if kind in _SKIPPED_METRICS:
+            return
+        at = float(getattr(metrics, "timestamp", None) or time.time())
+        fields = _scalars(metrics.model_dump())
+        self._post(h.Metric(kind=kind.removesuffix("_metrics"), at=at, fields=fields))
+
+    def session_usage_updated(self, ev: Any) -> None:
+        # cumulative and frequent: keep the newest, read it once when the call ends
+        self._usage = ev.usage
+
+    def error(self, ev: Any) -> None:
+        err = ev.error
+        fields = {
+            "source": type(ev.source).__name__,
+            "error": type(getattr(err, "error", err)).__name__,
+            "message": str(getattr(err, "error", err))[:500],
+            "recoverable": bool(getattr(err, "recoverable", False)),
+        }
+        self._post(h.Metric(kind="error", at=float(ev.created_at), fields=fields))
+
+    def close(self, ev: Any) -> None:
+        reason = getattr(ev.reason, "value", str(ev.reason))
+        self._on_close(CLOSE_REASONS.get(reason, str(reason).replace("_", "-")))
+
+    def flush_usage(self) -> None:
+        usage, self._usage = self._usage, None
+        if usage is None:
+            return
+        models = []
+        for model in getattr(usage, "model_usage", []) or []:
+            fields = _scalars(model.model_dump())
+            models.append(fields)
+        if models:
+            self._post(h.Usage(at=time.time(), models=models))
+
+
+def _language(item: Any) -> str | None:
+    extra = getattr(item, "extra", None) or {}
+    lang = extra.get("language") if isinstance(extra, dict) else None
+    return str(lang) if isinstance(lang, str) and lang else None

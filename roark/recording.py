@@ -1,0 +1,310 @@
+"""The stereo recording, laid out on one clock and cut into PCM chunks (worker thread only).
+
+Both channels are placed on the wall clock from ``t0`` (the call's start, the recording's
+first sample): the caller's audio where it arrived, the agent's where its playback started,
+for as long as it actually played. Whatever nothing was placed over is real silence. Chunks
+leave as soon as the timeline behind them can no longer change, so memory stays bounded by
+the longest agent turn in flight, not by the call.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import soundfile as sf
+from livekit import rtc
+
+logger = logging.getLogger("roark.recording")
+
+# a caller run continues while its own clock stays this close to the arrival stamps
+RESYNC_TOLERANCE = 0.1
+# a caller source silent this long (in processing time) is taken as really silent
+INPUT_STALL = 1.0
+
+
+def to_mono(data: bytes, channels: int) -> np.ndarray:
+    """int16 interleaved PCM as mono float32 in [-1, 1)."""
+    pcm = np.frombuffer(data, dtype=np.int16)
+    if channels > 1:
+        pcm = pcm[: len(pcm) - len(pcm) % channels].reshape(-1, channels).mean(axis=1)
+    return pcm.astype(np.float32) / 32768.0
+
+
+class _Resampler:
+    """Streaming mono resampling to the recording rate; the identity when rates match."""
+
+    def __init__(self, source_rate: int, rate: int) -> None:
+        self.source_rate = source_rate
+        self._inner = (
+            None
+            if source_rate == rate
+            else rtc.AudioResampler(source_rate, rate, num_channels=1)
+        )
+
+    def push(self, mono: np.ndarray) -> np.ndarray:
+        if self._inner is None:
+            return mono
+        pcm = np.clip(mono * 32768.0, -32768, 32767).astype(np.int16)
+        return _join(self._inner.push(bytearray(pcm.tobytes())))
+
+    def flush(self) -> np.ndarray:
+        if self._inner is None:
+            return np.zeros(0, dtype=np.float32)
+        return _join(self._inner.flush())
+
+
+def _join(frames: list[rtc.AudioFrame]) -> np.ndarray:
+    if not frames:
+        return np.zeros(0, dtype=np.float32)
+    pcm = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+    return pcm.astype(np.float32) / 32768.0
+
+
+class _Track:
+    """One channel: runs of samples placed at absolute sample positions."""
+
+    def __init__(self) -> None:
+        self._placed: list[tuple[int, np.ndarray]] = []
+        self.dropped = 0
+        self.end = 0  # one past the last sample ever placed
+
+    def place(self, start: int, samples: np.ndarray, cursor: int) -> None:
+        if len(samples) == 0:
+            return
+        if start < cursor:
+            late = min(len(samples), cursor - start)
+            self.dropped += late
+            samples, start = samples[late:], cursor
+            if len(samples) == 0:
+                return
+        self._placed.append((start, samples))
+        self.end = max(self.end, start + len(samples))
+
+    def held(self) -> int:
+        return sum(len(samples) for _, samples in self._placed)
+
+    def take(self, start: int, end: int) -> np.ndarray:
+        block = np.zeros(end - start, dtype=np.float32)
+        keep: list[tuple[int, np.ndarray]] = []
+        for pos, samples in self._placed:
+            stop = pos + len(samples)
+            if stop <= start:
+                continue
+            if pos >= end:
+                keep.append((pos, samples))
+                continue
+            lo, hi = max(pos, start), min(stop, end)
+            block[lo - start : hi - start] += samples[lo - pos : hi - pos]
+            if stop > end:
+                keep.append((end, samples[end - pos :]))
+        self._placed = keep
+        return block
+
+
+@dataclass
+class _Segment:
+    """One agent playback segment: the audio captured for it and where it played."""
+
+    captured_at: float
+    rate: int = 0
+    parts: list[np.ndarray] = field(default_factory=list)
+    started_at: float | None = None
+    progressed: bool = False
+
+    def audio(self) -> np.ndarray:
+        if len(self.parts) != 1:
+            self.parts = [np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)]
+        return self.parts[0]
+
+
+class Recording:
+    """Lays one call's audio on the timeline and hands out finished chunks via ``emit``."""
+
+    def __init__(
+        self,
+        *,
+        t0: float,
+        sample_rate: int,
+        chunk_bytes: int,
+        emit: Callable[[int, bytes], None],
+    ) -> None:
+        self.t0 = t0
+        self.rate = sample_rate
+        self._emit = emit
+        self._chunk_frames = chunk_bytes // 4
+        self._tracks = (_Track(), _Track())
+        self._cursor = 0  # samples already cut into chunks
+        #: most samples ever held at once (placed ahead of the cursor plus not yet a chunk)
+        self.high_water = 0
+        self._pending: list[np.ndarray] = []  # stereo int16 blocks not yet a full chunk
+        self._pending_frames = 0
+        self.chunks = 0
+        # caller run state
+        self._in_resampler: _Resampler | None = None
+        self._run_start: float | None = None
+        self._run_samples = 0
+        self._input_end = t0
+        self._input_seen_at: float | None = None
+        self._segments: dict[int, _Segment] = {}
+
+    # -- positions -------------------------------------------------------------------------
+
+    def sample_at(self, wall: float) -> int:
+        return max(0, round((wall - self.t0) * self.rate))
+
+    def offset_ms(self, wall: float) -> int:
+        return max(0, round((wall - self.t0) * 1000))
+
+    # -- caller ----------------------------------------------------------------------------
+
+    def input_frame(self, at: float, data: bytes, rate: int, channels: int, now: float) -> None:
+        mono = to_mono(data, channels)
+        duration = len(mono) / rate
+        expected = None if self._run_start is None else self._run_start + self._run_samples / self.rate
+        if (
+            expected is None
+            or abs(at - expected) > RESYNC_TOLERANCE
+            or self._in_resampler is None
+            or self._in_resampler.source_rate != rate
+        ):
+            self._end_input_run()
+            self._run_start, self._run_samples = at, 0
+            self._in_resampler = _Resampler(rate, self.rate)
+        self._place_input(self._in_resampler.push(mono))
+        self._input_end = max(self._input_end, at + duration)
+        self._input_seen_at = now
+        if self.sample_at(self._input_end) - self._cursor > self._chunk_frames:
+            # a chunk's worth is waiting: cut it now rather than at the next tick, so a
+            # source delivering faster than real time does not pile audio up in memory
+            self.tick(now)
+
+    def _place_input(self, samples: np.ndarray) -> None:
+        assert self._run_start is not None
+        start = self.sample_at(self._run_start) + self._run_samples
+        self._tracks[0].place(start, samples, self._cursor)
+        self._run_samples += len(samples)
+
+    def _end_input_run(self) -> None:
+        if self._in_resampler is not None and self._run_start is not None:
+            self._place_input(self._in_resampler.flush())
+        self._in_resampler = None
+        self._run_start = None
+        self._run_samples = 0
+
+    # -- agent -----------------------------------------------------------------------------
+
+    def output_frame(self, segment: int, data: bytes, rate: int, channels: int, at: float) -> None:
+        seg = self._segments.get(segment)
+        if seg is None:
+            seg = self._segments[segment] = _Segment(captured_at=at, rate=rate)
+        if rate != seg.rate and seg.parts:
+            # a sink that changes rate mid-segment: keep the segment at its first rate
+            mono = _Resampler(rate, seg.rate).push(to_mono(data, channels))
+        else:
+            seg.rate = rate
+            mono = to_mono(data, channels)
+        seg.parts.append(mono)
+
+    def playback_started(self, segment: int, at: float) -> None:
+        seg = self._segments.get(segment)
+        if seg is not None and seg.started_at is None:
+            seg.started_at = at
+
+    def playback_progressed(self, segment: int, started_at: float, offset: float, dur: float) -> None:
+        seg = self._segments.get(segment)
+        if seg is None:
+            return
+        seg.progressed = True
+        self._place_output(seg, started_at, offset, dur)
+
+    def playback_finished(self, segment: int, position: float, at: float) -> None:
+        seg = self._segments.pop(segment, None)
+        if seg is None:
+            return
+        if not seg.progressed:
+            started = seg.started_at if seg.started_at is not None else at - position
+            self._place_output(seg, started, 0.0, position)
+
+    def _place_output(self, seg: _Segment, started_at: float, offset: float, dur: float) -> None:
+        audio = seg.audio()
+        if not seg.rate or dur <= 0:
+            return
+        lo = round(offset * seg.rate)
+        hi = min(len(audio), round((offset + dur) * seg.rate))
+        if hi <= lo:
+            return
+        piece = audio[lo:hi]
+        if seg.rate != self.rate:
+            resampler = _Resampler(seg.rate, self.rate)
+            piece = np.concatenate([resampler.push(piece), resampler.flush()])
+        self._tracks[1].place(self.sample_at(started_at), piece, self._cursor)
+
+    # -- chunks ----------------------------------------------------------------------------
+
+    def _settled(self, now: float) -> int:
+        """How far the timeline can no longer change."""
+        stalled = self._input_seen_at is None or now - self._input_seen_at > INPUT_STALL
+        if stalled:
+            # the caller went quiet: place what the resampler holds, then take the gap as silence
+            self._end_input_run()
+            end = self.sample_at(max(self._input_end, now - INPUT_STALL))
+        else:
+            end = self.sample_at(self._input_end)
+            if self._run_start is not None:
+                end = min(end, self.sample_at(self._run_start) + self._run_samples)
+        for seg in self._segments.values():
+            # a segment in flight has not said yet where its audio goes
+            end = min(end, self.sample_at(seg.captured_at))
+        return end
+
+    def tick(self, now: float) -> None:
+        self._advance(self._settled(now))
+
+    def _advance(self, end: int) -> None:
+        if end <= self._cursor:
+            return
+        left = self._tracks[0].take(self._cursor, end)
+        right = self._tracks[1].take(self._cursor, end)
+        self._cursor = end
+        block = np.stack([left, right], axis=1)
+        block = np.clip(np.round(block * 32768.0), -32768, 32767).astype(np.int16)
+        self._pending.append(block)
+        self._pending_frames += len(block)
+        while self._pending_frames >= self._chunk_frames:
+            joined = np.concatenate(self._pending)
+            self._send(joined[: self._chunk_frames])
+            rest = joined[self._chunk_frames :]
+            self._pending = [rest] if len(rest) else []
+            self._pending_frames = len(rest)
+        held = self._pending_frames + sum(t.held() for t in self._tracks)
+        self.high_water = max(self.high_water, held)
+
+    def _send(self, frames: np.ndarray) -> None:
+        buf = io.BytesIO()
+        sf.write(buf, frames, self.rate, format="RAW", subtype="PCM_16", endian="LITTLE")
+        self._emit(self.chunks, buf.getvalue())
+        self.chunks += 1
+
+    def finish(self, ended_at: float) -> None:
+        """Place everything still open and cut the rest of the recording up to ``ended_at``."""
+        self._end_input_run()
+        for segment, seg in list(self._segments.items()):
+            if seg.started_at is not None and not seg.progressed:
+                # never reported finished: assume it played from its start until the end
+                self._place_output(seg, seg.started_at, 0.0, max(0.0, ended_at - seg.started_at))
+            del self._segments[segment]
+        end = max(self.sample_at(ended_at), self._tracks[0].end, self._tracks[1].end)
+        self._advance(end)
+        if self._pending_frames:
+            self._send(np.concatenate(self._pending))
+            self._pending, self._pending_frames = [], 0
+        dropped = sum(t.dropped for t in self._tracks)
+        if dropped:
+            logger.warning(
+                "%d samples arrived after their place on the recording was cut and were dropped",
+                dropped,
+            )

@@ -1,0 +1,289 @@
+"""The durable outbox: each call's records and chunks on disk until Roark acknowledges them.
+
+Layout, one folder per call (``<spool_dir>/<call key>/``)::
+
+    lock              flock held by the process that owns the call while it lives
+    meta.json         call id and start time (what a recovery needs to end the call)
+    records.jsonl     transcript, tool and metric records, appended as they happen
+    000-started.json  the call-started event
+    c000000.pcm ...   audio chunks by index
+    zzz-ended.json    the call-ended event, written last
+
+Every data file is written to a temporary name and renamed, so a crash never leaves a torn
+file that looks like data; a torn last line of ``records.jsonl`` is skipped on recovery.
+When the spool folder cannot be written, items stay in memory (``MemorySpool``): calls are
+still delivered, they just do not survive the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no cross-process locks, spool still works
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger("roark.spool")
+
+STARTED = "000-started.json"
+ENDED = "zzz-ended.json"
+META = "meta.json"
+RECORDS = "records.jsonl"
+LOCK = "lock"
+
+
+def chunk_name(index: int) -> str:
+    return f"c{index:07d}.pcm"
+
+
+def chunk_index(name: str) -> int | None:
+    if name.startswith("c") and name.endswith(".pcm") and name[1:-4].isdigit():
+        return int(name[1:-4])
+    return None
+
+
+@dataclass
+class Item:
+    """One thing to send: a lifecycle event or a chunk, on disk (``path``) or in memory."""
+
+    kind: str  # "started", "chunk", "ended"
+    index: int = -1
+    path: Path | None = None
+    data: bytes | None = None
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return self.path.read_bytes()
+
+    def size(self) -> int:
+        if self.data is not None:
+            return len(self.data)
+        try:
+            return self.path.stat().st_size if self.path else 0
+        except OSError:
+            return 0
+
+    def remove(self) -> None:
+        self.data = None
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+class CallSpool:
+    """One call's folder (or memory). Written by the processor thread, drained by a sender."""
+
+    def __init__(self, root: Path | None, key: str, lock_fd: int | None = None) -> None:
+        self.key = key
+        self.dir = root / key if root is not None else None
+        self._lock_fd = lock_fd
+        self._records: list[bytes] = []  # memory mode only
+        self._meta: dict[str, Any] = {}
+
+    @property
+    def durable(self) -> bool:
+        return self.dir is not None
+
+    def create(self) -> None:
+        if self.dir is None:
+            return
+        # locked before it is visible under its name, so no recovery can take it for an orphan
+        hidden = self.dir.with_name(f".{self.dir.name}.new")
+        hidden.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _try_lock(hidden / LOCK)
+        os.rename(hidden, self.dir)
+
+    def release(self) -> None:
+        """Drop the folder lock (the call stays spooled if anything is left in it)."""
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def forget_lock(self) -> None:
+        """In a forked child: the lock belongs to the parent; close our copy only."""
+        self.release()
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        self._meta = dict(meta)
+        if self.dir is not None:
+            _atomic_write(self.dir / META, json.dumps(meta).encode())
+
+    def update_meta(self, **changes: Any) -> None:
+        self.write_meta({**self._meta, **changes})
+
+    def read_meta(self) -> dict[str, Any]:
+        if self.dir is None:
+            return self._meta
+        try:
+            return json.loads((self.dir / META).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def append_record(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, allow_nan=False).encode() + b"\n"
+        if self.dir is None:
+            self._records.append(line)
+            return
+        with open(self.dir / RECORDS, "ab") as fh:
+            fh.write(line)
+
+    def read_records(self) -> list[dict[str, Any]]:
+        if self.dir is None:
+            lines = self._records
+        else:
+            try:
+                lines = (self.dir / RECORDS).read_bytes().split(b"\n")
+            except OSError:
+                return []
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a torn last line from a crash
+        return records
+
+    def put(self, kind: str, data: bytes, index: int = -1) -> Item:
+        name = {"started": STARTED, "ended": ENDED}.get(kind) or chunk_name(index)
+        if self.dir is None:
+            return Item(kind, index, data=data)
+        path = self.dir / name
+        _atomic_write(path, data)
+        return Item(kind, index, path=path)
+
+    def pending(self) -> list[Item]:
+        """What a recovered folder still holds, in sending order."""
+        if self.dir is None:
+            return []
+        items: list[Item] = []
+        chunks: list[Item] = []
+        for entry in os.scandir(self.dir):
+            if entry.name == STARTED:
+                items.append(Item("started", path=Path(entry.path)))
+            elif (idx := chunk_index(entry.name)) is not None:
+                chunks.append(Item("chunk", idx, path=Path(entry.path)))
+        chunks.sort(key=lambda item: item.index)
+        items.extend(chunks)
+        if (self.dir / ENDED).exists():
+            items.append(Item("ended", path=self.dir / ENDED))
+        return items
+
+    def has_ended(self) -> bool:
+        return self.dir is not None and (self.dir / ENDED).exists()
+
+    def remove(self) -> None:
+        """Delete the folder once everything in it was delivered (or given up)."""
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.release()
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on ``path``, or None when another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if fcntl is None:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+class Spool:
+    """The spool folder of this process; falls back to memory when it cannot be written."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.root: Path | None = root
+        self._lock = threading.Lock()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / f".probe.{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            logger.warning(
+                "spool folder %s is not writable (%s): calls are kept in memory only", root, exc
+            )
+            self.root = None
+
+    def new_call(self, key: str) -> CallSpool:
+        call = CallSpool(self.root, key)
+        try:
+            call.create()
+        except OSError as exc:
+            logger.warning("cannot spool call %s to disk (%s): keeping it in memory", key, exc)
+            call = CallSpool(None, key)
+        return call
+
+    def orphans(self, live: set[str]) -> Iterator[CallSpool]:
+        """Folders of calls whose owning process is gone, each locked for this process."""
+        if self.root is None:
+            return
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda e: e.stat().st_mtime)
+        except OSError:
+            return
+        for entry in entries:
+            if not entry.is_dir() or entry.name in live or entry.name.startswith("."):
+                continue
+            try:
+                fd = _try_lock(Path(entry.path) / LOCK)
+            except OSError:
+                continue
+            if fd is None:
+                continue  # a live process owns it
+            call = CallSpool(self.root, entry.name, lock_fd=fd)
+            if not call.read_meta():
+                # no meta: the process died before the call really started; nothing to send
+                call.remove()
+                continue
+            yield call
+
+    def usage(self) -> int:
+        if self.root is None:
+            return 0
+        total = 0
+        for dirpath, _, files in os.walk(self.root):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.stat(os.path.join(dirpath, name)).st_size
+        return total
+
+    def call_sizes(self) -> list[tuple[float, str, int]]:
+        """(mtime, key, bytes) of every spooled call, oldest first."""
+        if self.root is None:
+            return []
+        out = []
+        for entry in os.scandir(self.root):
+            if not entry.is_dir() or entry.name.startswith("."):
+                continue
+            size = 0
+            for f in os.scandir(entry.path):
+                with contextlib.suppress(OSError):
+                    size += f.stat().st_size
+            with contextlib.suppress(OSError):
+                out.append((entry.stat().st_mtime, entry.name, size))
+        return sorted(out)

@@ -1,0 +1,1 @@
+"""Test helpers for roark users: a local contract-faithful Roark and scripted LiveKit parts."""

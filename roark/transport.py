@@ -1,0 +1,187 @@
+"""HTTP to Roark: one pooled ``requests`` session, tenacity retries, no redirects, ever.
+
+Everything here blocks; it runs on worker threads only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_any,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from . import wire
+from ._version import __version__
+from .config import Settings
+
+logger = logging.getLogger("roark.transport")
+
+# connection errors and these statuses are worth another try; other 4xx will fail the same way
+_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+_MAX_RETRY_AFTER = 30.0
+
+
+class DeliveryError(Exception):
+    """A request Roark did not accept."""
+
+
+class TransientError(DeliveryError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RejectedError(DeliveryError):
+    """A 4xx other than auth: sending it again would fail the same way."""
+
+
+class AuthError(DeliveryError):
+    """401/403: the API key is wrong or revoked."""
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return min(max(float(raw), 0.0), _MAX_RETRY_AFTER)
+    except ValueError:
+        return None
+
+
+def _check(response: requests.Response, what: str) -> requests.Response:
+    status = response.status_code
+    if 200 <= status < 300:
+        return response
+    if status in (401, 403) and what != "chunk PUT":
+        raise AuthError(f"{what}: HTTP {status}")
+    if status in _TRANSIENT_STATUS:
+        raise TransientError(f"{what}: HTTP {status}", _retry_after(response))
+    if 300 <= status < 400:
+        raise RejectedError(f"{what}: HTTP {status} redirect refused")
+    if what == "chunk PUT" and status == 403:
+        # an expired or already used presigned URL: a fresh one may work
+        raise TransientError(f"{what}: HTTP 403 (presigned URL refused)")
+    raise RejectedError(f"{what}: HTTP {status}: {response.text[:200]}")
+
+
+class _Wait:
+    """Exponential backoff with full jitter, or the server's ``Retry-After`` when it sent one."""
+
+    def __init__(self) -> None:
+        self._backoff = wait_random_exponential(multiplier=0.25, max=8.0)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return exc.retry_after + random.uniform(0, 0.1)
+        return float(self._backoff(state))
+
+
+class Transport:
+    """Sends lifecycle events and audio chunks; safe to share between worker threads."""
+
+    def __init__(self, settings: Settings, abort: threading.Event) -> None:
+        assert settings.api_key
+        self._base = settings.base_url
+        self._timeout = settings.request_timeout
+        # set when the process gives up on delivering: retries stop, what is left stays spooled
+        self._abort = abort
+        self._auth_headers = {
+            "x-roark-api-key": settings.api_key,
+            "Authorization": f"Bearer {settings.api_key}",
+            "Content-Type": "application/json",
+            "User-Agent": f"roark-python/{__version__}",
+        }
+        self._api = self._session(settings.worker_threads)
+        # presigned uploads go to a storage host: a separate session that never holds the key
+        self._storage = self._session(settings.worker_threads)
+
+    @staticmethod
+    def _session(pool: int) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(2, pool), max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.max_redirects = 0
+        return session
+
+    def close(self) -> None:
+        self._api.close()
+        self._storage.close()
+
+    def _retrying(self, deadline: float, what: str) -> Retrying:
+        def aborted(_: RetryCallState) -> bool:
+            return self._abort.is_set()
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            logger.debug("%s failed (%s), retry %d", what, exc, state.attempt_number)
+
+        return Retrying(
+            retry=retry_if_exception_type((TransientError, requests.RequestException)),
+            wait=_Wait(),
+            stop=stop_any(stop_before_delay(max(0.0, deadline - time.monotonic())), aborted),
+            sleep=self._abort.wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    def _timeout_until(self, deadline: float) -> tuple[float, float]:
+        left = max(0.5, deadline - time.monotonic())
+        return (min(self._timeout[0], left), min(self._timeout[1], left))
+
+    def _post_json(self, path: str, body: Any, deadline: float, what: str) -> requests.Response:
+        data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        response = self._api.post(
+            self._base + path,
+            data=data,
+            headers=self._auth_headers,
+            timeout=self._timeout_until(deadline),
+            allow_redirects=False,
+        )
+        return _check(response, what)
+
+    def send_event(self, body: dict[str, Any], deadline: float) -> None:
+        """POST one lifecycle event, retrying transient failures until ``deadline``."""
+        what = str(body.get("event", "event"))
+        for attempt in self._retrying(deadline, what):
+            with attempt:
+                self._post_json(wire.EVENTS_PATH, body, deadline, what)
+
+    def upload_chunk(self, call_id: str, index: int, data: bytes, deadline: float) -> None:
+        """Ask for a fresh presigned URL and PUT the chunk there, per attempt."""
+        request: wire.UploadUrlRequest = {
+            "livekitCallId": call_id,
+            "chunkIndex": index,
+            "contentType": wire.PCM_CONTENT_TYPE,
+        }
+        for attempt in self._retrying(deadline, f"chunk {index}"):
+            with attempt:
+                answer = self._post_json(wire.UPLOAD_URL_PATH, request, deadline, "upload URL")
+                try:
+                    target = wire.parse_upload_target(answer.json())
+                except ValueError as exc:
+                    raise TransientError(f"upload URL answer unusable: {exc}") from None
+                # no Roark headers here: the storage host rejects them, and the key stays home
+                response = self._storage.put(
+                    target["uploadUrl"],
+                    data=data,
+                    headers={"Content-Type": wire.PCM_CONTENT_TYPE},
+                    timeout=self._timeout_until(deadline),
+                    allow_redirects=False,
+                )
+                _check(response, "chunk PUT")

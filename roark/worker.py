@@ -1,0 +1,440 @@
+"""The thread side: one processor thread, a pool of sender threads, and spool recovery.
+
+Threading invariants:
+
+- The processor thread is the only one that touches a ``CallAssembler`` (recording, records,
+  spool writes). It also serves as the clock that re-schedules calls waiting out a failure.
+- A call is drained by at most one sender at a time (``_Outbox.scheduled``), so its items go out
+  in order: call-started, chunks by index, call-ended.
+- All threads are daemons owned by ``Worker``: ``stop()`` asks them to finish and joins them
+  with a timeout; a Roark that hangs can delay process exit by at most the shutdown budget.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import handoff as h
+from .assembler import CallAssembler, build_call_ended
+from .config import Settings
+from .spool import CallSpool, Item, Spool
+from .transport import AuthError, RejectedError, Transport
+
+logger = logging.getLogger("roark.worker")
+
+TICK = 0.2
+# a call whose sending failed for a whole retry window is tried again after this, doubling
+RESEND_AFTER = (2.0, 60.0)
+AUTH_PROBE_INTERVAL = 60.0
+PROCESS_DIED = "process-died"
+
+
+@dataclass(eq=False)
+class _Outbox:
+    """What one call still has to send, in order, and who is sending it."""
+
+    key: str
+    spool: CallSpool | None = None
+    call_id: str | None = None
+    items: deque[Item] = field(default_factory=deque)
+    scheduled: bool = False
+    retry_at: float = 0.0
+    failures: int = 0
+    chunks_sent: int = 0
+    chunk_lost: bool = False
+    ended_queued: bool = False
+    done: concurrent.futures.Future[bool] = field(default_factory=concurrent.futures.Future)
+
+
+class Worker:
+    """Owns the hand-off queue, the threads, the transport and the spool of one client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.handoff = h.HandOff()
+        self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        self._abort = threading.Event()
+        self._closing = threading.Event()
+        self.transport = Transport(settings, self._abort)
+        self._lock = threading.Lock()
+        self._outboxes: dict[str, _Outbox] = {}
+        self._ready: queue.SimpleQueue[_Outbox | None] = queue.SimpleQueue()
+        self._auth_failed_logged = False
+        self._auth_blocked_until = 0.0
+        self._log_once: set[str] = set()
+        self.stats: dict[str, int] = {"calls": 0, "chunks": 0, "events": 0, "failures": 0}
+        self._threads: list[threading.Thread] = []
+        #: set once the start-up pass over the spool has adopted every orphaned call
+        self.recovered = threading.Event()
+        self._start_threads()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        self._threads = [threading.Thread(target=self._process, name="roark-processor", daemon=True)]
+        for i in range(self.settings.worker_threads):
+            self._threads.append(
+                threading.Thread(target=self._send_loop, name=f"roark-sender-{i}", daemon=True)
+            )
+        self._threads.append(
+            threading.Thread(target=self._recover, name="roark-recovery", daemon=True)
+        )
+        for thread in self._threads:
+            thread.start()
+
+    def new_call_key(self) -> str:
+        return uuid.uuid4().hex
+
+    def open_call(self, key: str) -> tuple[CallAssembler, concurrent.futures.Future[bool]]:
+        """The worker-side state of a new call and its delivery future.
+
+        Called on the loop, so it only builds objects: the spool folder is made by the
+        processor thread when the call's first item arrives.
+        """
+        outbox = _Outbox(key=key)
+        with self._lock:
+            self._outboxes[key] = outbox
+        self.stats["calls"] += 1
+        call = CallAssembler(
+            key=key,
+            settings=self.settings,
+            spool_factory=lambda: self.spool.new_call(key),
+            on_item=self._queued,
+        )
+        return call, outbox.done
+
+    def discard_call(self, key: str) -> None:
+        """Forget a call that never began (nothing of it was queued)."""
+        with self._lock:
+            outbox = self._outboxes.pop(key, None)
+        if outbox is not None and not outbox.done.done():
+            outbox.done.set_result(True)
+
+    def done_future(self, key: str) -> concurrent.futures.Future[bool] | None:
+        with self._lock:
+            outbox = self._outboxes.get(key)
+        return outbox.done if outbox else None
+
+    def pending_futures(self) -> list[concurrent.futures.Future[bool]]:
+        with self._lock:
+            return [o.done for o in self._outboxes.values()]
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every call that has ended is delivered; True when all were."""
+        deadline = time.monotonic() + timeout
+        self.handoff.wake()
+        while True:
+            with self._lock:
+                waiting = [o.done for o in self._outboxes.values() if o.ended_queued]
+                unprocessed = any(not o.ended_queued for o in self._outboxes.values())
+            left = deadline - time.monotonic()
+            if not waiting and not unprocessed:
+                return True
+            if left <= 0:
+                return False
+            if waiting:
+                concurrent.futures.wait(waiting, timeout=min(left, TICK))
+            else:
+                time.sleep(min(left, 0.05))
+            if not waiting and unprocessed:
+                # live calls that have not ended are not this flush's to wait for
+                with self._lock:
+                    if all(not o.ended_queued for o in self._outboxes.values()):
+                        return True
+
+    def stop(self, timeout: float) -> None:
+        """Deliver what can be within ``timeout``, then stop; undelivered calls stay spooled."""
+        self.flush(timeout)
+        self._closing.set()
+        self._abort.set()
+        self.handoff.wake()
+        for _ in range(self.settings.worker_threads):
+            self._ready.put(None)
+        deadline = time.monotonic() + 1.0
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            for outbox in self._outboxes.values():
+                if outbox.spool is not None:
+                    outbox.spool.release()
+        self.transport.close()
+
+    def after_fork_in_child(self) -> None:
+        """The parent's threads do not exist here and its calls are not ours: start clean."""
+        with self._lock:
+            for outbox in self._outboxes.values():
+                if outbox.spool is not None:
+                    outbox.spool.forget_lock()
+            self._outboxes.clear()
+        self.handoff = h.HandOff()
+        self._ready = queue.SimpleQueue()
+        self._abort = threading.Event()
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self.transport = Transport(self.settings, self._abort)
+        self.recovered = threading.Event()
+        self._start_threads()
+
+    # -- processor thread ----------------------------------------------------------------
+
+    def _process(self) -> None:
+        live: dict[str, CallAssembler] = {}
+        last_tick = time.time()
+        while not self._closing.is_set():
+            envelope = self.handoff.get(timeout=TICK)
+            now = time.time()
+            if envelope is not None:
+                call: CallAssembler = envelope.call
+                try:
+                    if not call.ended:
+                        live[call.key] = call
+                        call.handle(envelope.item, now)
+                    if call.ended:
+                        live.pop(call.key, None)
+                except Exception:
+                    self._failed_once(f"process:{call.key}", "processing a call failed")
+            if now - last_tick >= TICK:
+                last_tick = now
+                for call in list(live.values()):
+                    try:
+                        call.tick(now)
+                    except Exception:
+                        self._failed_once(f"tick:{call.key}", "recording a call failed")
+                self._wake_retries(time.monotonic())
+
+    def _queued(self, call: CallAssembler, item: Item) -> None:
+        """An item is spooled: hand its call to a sender (processor thread)."""
+        with self._lock:
+            outbox = self._outboxes.get(call.key)
+            if outbox is None:
+                return
+            outbox.spool = call.spool
+            if call.call_id:
+                outbox.call_id = call.call_id
+            outbox.items.append(item)
+            if item.kind == "ended":
+                outbox.ended_queued = True
+        if item.kind == "chunk" and call.spool.durable:
+            call.spool.update_meta(chunks=item.index + 1)
+        self._schedule(outbox)
+
+    def _schedule(self, outbox: _Outbox) -> None:
+        with self._lock:
+            if outbox.scheduled or not outbox.items or outbox.retry_at > time.monotonic():
+                return
+            if self._auth_blocked_until > time.monotonic():
+                outbox.retry_at = self._auth_blocked_until
+                return
+            outbox.scheduled = True
+        self._ready.put(outbox)
+
+    def _wake_retries(self, now: float) -> None:
+        with self._lock:
+            due = [o for o in self._outboxes.values() if o.retry_at and o.retry_at <= now]
+        for outbox in due:
+            outbox.retry_at = 0.0
+            self._schedule(outbox)
+
+    # -- sender threads ------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while True:
+            outbox = self._ready.get()
+            if outbox is None:
+                return
+            try:
+                self._drain(outbox)
+            except Exception:
+                self._failed_once(f"send:{outbox.key}", "sending a call failed")
+                with self._lock:
+                    outbox.scheduled = False
+
+    def _drain(self, outbox: _Outbox) -> None:
+        while not self._abort.is_set():
+            with self._lock:
+                if not outbox.items:
+                    outbox.scheduled = False
+                    return
+                item = outbox.items[0]
+            deadline = time.monotonic() + self.settings.retry_deadline
+            try:
+                self._send(outbox, item, deadline)
+            except AuthError:
+                self._auth_failed()
+                self._later(outbox, AUTH_PROBE_INTERVAL)
+                return
+            except RejectedError as exc:
+                self._rejected(outbox, item, exc)
+            except Exception as exc:  # transient failures outlasted the retry window
+                self.stats["failures"] += 1
+                self._warn_once(
+                    f"transient:{outbox.key}",
+                    "Roark unreachable for call %s (%s); it stays spooled and is retried",
+                    outbox.call_id or outbox.key,
+                    exc,
+                )
+                outbox.failures += 1
+                self._later(outbox, min(RESEND_AFTER[1], RESEND_AFTER[0] * 2**outbox.failures))
+                return
+            with self._lock:
+                outbox.items.popleft()
+            item.remove()
+            if item.kind == "ended":
+                self._finish(outbox, delivered=True)
+                return
+
+    def _later(self, outbox: _Outbox, delay: float) -> None:
+        with self._lock:
+            outbox.retry_at = time.monotonic() + delay
+            outbox.scheduled = False
+
+    def _send(self, outbox: _Outbox, item: Item, deadline: float) -> None:
+        if item.kind == "chunk":
+            if outbox.chunk_lost:
+                return  # the recording is already broken; later chunks would only shift it
+            assert outbox.call_id
+            self.transport.upload_chunk(outbox.call_id, item.index, item.read(), deadline)
+            outbox.chunks_sent += 1
+            self.stats["chunks"] += 1
+            return
+        body = json.loads(item.read())
+        if item.kind == "ended" and "recordingSampleRate" in body:
+            if outbox.chunk_lost or outbox.chunks_sent == 0 and not _spooled_chunks(outbox):
+                # never advertise a recording that has a hole: Roark would shift what follows
+                body.pop("recordingSampleRate", None)
+                body.pop("recordingNumChannels", None)
+        self.transport.send_event(body, deadline)
+        self.stats["events"] += 1
+        if item.kind == "ended":
+            logger.info(
+                "call %s delivered (%d transcript entries, %d chunks)",
+                body.get("livekitCallId"),
+                len(body.get("transcript", [])),
+                outbox.chunks_sent,
+            )
+
+    def _rejected(self, outbox: _Outbox, item: Item, exc: Exception) -> None:
+        self.stats["failures"] += 1
+        if item.kind == "chunk":
+            outbox.chunk_lost = True
+            logger.warning(
+                "Roark refused chunk %d of call %s (%s): the call is sent without its recording",
+                item.index,
+                outbox.call_id,
+                exc,
+            )
+        else:
+            logger.warning("Roark refused the %s of call %s: %s", item.kind, outbox.call_id, exc)
+        with self._lock:
+            outbox.items.popleft()
+        item.remove()
+        if item.kind == "ended":
+            self._finish(outbox, delivered=False)
+
+    def _finish(self, outbox: _Outbox, *, delivered: bool) -> None:
+        with self._lock:
+            self._outboxes.pop(outbox.key, None)
+            outbox.scheduled = False
+        if outbox.spool is not None:
+            outbox.spool.remove()
+        if not outbox.done.done():
+            outbox.done.set_result(delivered)
+
+    def _auth_failed(self) -> None:
+        with self._lock:
+            self._auth_blocked_until = time.monotonic() + AUTH_PROBE_INTERVAL
+            first = not self._auth_failed_logged
+            self._auth_failed_logged = True
+        if first:
+            logger.error(
+                "Roark rejected the API key (HTTP 401/403): check ROARK_API_KEY. Calls stay "
+                "spooled and are delivered once the key is fixed."
+            )
+
+    # -- recovery ------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Deliver calls left in the spool by processes that died (one pass at start)."""
+        try:
+            with self._lock:
+                live = set(self._outboxes)
+            for spool in self.spool.orphans(live):
+                if self._closing.is_set():
+                    spool.release()
+                    return
+                self._adopt(spool)
+        except Exception:
+            logger.exception("recovering spooled calls failed")
+        finally:
+            self.recovered.set()
+
+    def _adopt(self, spool: CallSpool) -> None:
+        meta = spool.read_meta()
+        items = spool.pending()
+        call_id = meta.get("callId") or spool.key
+        if not spool.has_ended():
+            records = spool.read_records()
+            buckets: dict[str, list[dict[str, Any]]] = {"transcript": [], "tools": [], "metrics": []}
+            for entry in records:
+                if isinstance(entry, dict) and entry.get("bucket") in buckets:
+                    buckets[entry["bucket"]].append(entry["record"])
+            started_at = float(meta.get("startedAt") or time.time())
+            ended_at = max(started_at, _newest_mtime(spool))
+            body = build_call_ended(
+                call_id=call_id,
+                started_at=started_at,
+                ended_at=ended_at,
+                reason=PROCESS_DIED,
+                transcript=buckets["transcript"],
+                tools=buckets["tools"],
+                metrics=buckets["metrics"],
+                sample_rate=meta.get("sampleRate"),
+                chunks=int(meta.get("chunks") or 0),
+            )
+            items.append(spool.put("ended", json.dumps(body, ensure_ascii=False).encode()))
+        outbox = _Outbox(key=spool.key, spool=spool, call_id=call_id, ended_queued=True)
+        outbox.items.extend(items)
+        # chunks already acknowledged before the crash count as sent
+        outbox.chunks_sent = int(meta.get("chunks") or 0) - sum(i.kind == "chunk" for i in items)
+        with self._lock:
+            self._outboxes[spool.key] = outbox
+        logger.info("delivering call %s left behind by a process that stopped", call_id)
+        self._schedule(outbox)
+
+    # -- logging -------------------------------------------------------------------------
+
+    def _failed_once(self, key: str, message: str) -> None:
+        self.stats["failures"] += 1
+        if key not in self._log_once:
+            self._log_once.add(key)
+            logger.exception("%s (further errors of this kind are not logged)", message)
+
+    def _warn_once(self, key: str, message: str, *args: Any) -> None:
+        if key not in self._log_once:
+            self._log_once.add(key)
+            logger.warning(message, *args)
+
+
+def _spooled_chunks(outbox: _Outbox) -> bool:
+    return any(item.kind == "chunk" for item in outbox.items)
+
+
+def _newest_mtime(spool: CallSpool) -> float:
+    newest = 0.0
+    if spool.dir is not None:
+        for entry in os.scandir(spool.dir):
+            try:
+                newest = max(newest, entry.stat().st_mtime)
+            except OSError:
+                continue
+    return newest

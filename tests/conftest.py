@@ -1,0 +1,1 @@
+"""Our own tests use the fixtures users get (the ``roark`` pytest plugin)."""

@@ -1,0 +1,89 @@
+"""A call fed straight into roark's worker, stamped on a simulated clock.
+
+Used where the LiveKit side adds nothing but wall time: a ten-minute call in a second, a
+process killed in the middle of a call. The worker, spool, recording and HTTP are the real ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from roark import handoff as h
+from roark.worker import Worker
+
+USER_HZ = 700.0
+AGENT_HZ = 300.0
+
+
+def tone(hz: float, seconds: float, rate: int, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * hz * t) * 32767).astype(np.int16)
+
+
+@dataclass
+class SyntheticCall:
+    """Every ``period`` seconds the caller speaks for ``speech`` s, then the agent answers."""
+
+    worker: Worker
+    call_id: str
+    t0: float
+    rate_in: int = 16000
+    rate_out: int = 24000
+    period: float = 6.0
+    speech: float = 2.0
+    frame: float = 0.02
+
+    def __post_init__(self) -> None:
+        self.key = self.worker.new_call_key()
+        self.assembler, self.done = self.worker.open_call(self.key)
+        self._fed = 0.0
+        self._turn = 0
+        self.post(
+            h.Begin(
+                at=self.t0,
+                started={"agentId": "synthetic-agent", "isTest": True},
+                sample_rate=self.rate_out,
+                call_id=self.call_id,
+            )
+        )
+
+    def post(self, item: h.Item) -> None:
+        self.worker.handoff.put(self.assembler, item)
+
+    def feed(self, seconds: float) -> None:
+        """Caller audio up to ``seconds`` into the call, with the agent's turns in between."""
+        n = round(self.frame * self.rate_in)
+        while self._fed + self.frame <= seconds + 1e-9:
+            start = self._fed
+            phase = start % self.period
+            speaking = phase < self.speech
+            if speaking:
+                pcm = tone(USER_HZ, self.frame, self.rate_in)
+            else:
+                pcm = np.zeros(n, dtype=np.int16)
+            self.post(h.InputFrame(at=self.t0 + start, data=pcm.tobytes(), rate=self.rate_in,
+                                   channels=1))
+            turn_start = start - phase
+            if abs(phase - self.speech) < self.frame / 2:
+                self._agent_turn(turn_start)
+            self._fed += self.frame
+
+    def _agent_turn(self, turn_start: float) -> None:
+        said = self.t0 + turn_start
+        self.post(h.Message(role="user", text=f"question {self._turn}", started_at=said,
+                            stopped_at=said + self.speech, interrupted=False, language=None))
+        reply_at = said + self.speech + 0.5
+        audio = tone(AGENT_HZ, 2.0, self.rate_out)
+        self.post(h.OutputFrame(segment=self._turn, at=reply_at - 0.3, data=audio.tobytes(),
+                                rate=self.rate_out, channels=1))
+        self.post(h.Playback(segment=self._turn, what="started", at=reply_at))
+        self.post(h.Playback(segment=self._turn, what="finished", at=reply_at + 2.0,
+                             position=2.0))
+        self.post(h.Message(role="assistant", text=f"answer {self._turn}", started_at=reply_at,
+                            stopped_at=reply_at + 2.0, interrupted=False, language=None))
+        self._turn += 1
+
+    def end(self, reason: str = "participant-disconnected") -> None:
+        self.post(h.End(at=self.t0 + self._fed, reason=reason))

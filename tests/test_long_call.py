@@ -1,0 +1,78 @@
+"""A ten-minute call, fed on a simulated clock: chunks stream out and memory stays flat."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from roark.config import resolve
+from roark.testing.server import LocalRoark
+from roark.worker import Worker
+
+from .synthetic import SyntheticCall
+
+MINUTES = 10
+
+
+def _wait_caught_up(worker: Worker, call: SyntheticCall, timeout: float = 30.0) -> None:
+    """Until the processor has taken every frame and cut the timeline up to the last one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        recording = call.assembler.recording
+        if (
+            not worker.handoff._queue.qsize()
+            and recording is not None
+            and recording._cursor >= recording.sample_at(call.t0 + call._fed) - 24000
+        ):
+            return
+        time.sleep(0.01)
+    raise TimeoutError("the processor did not catch up")
+
+
+def test_ten_minute_call_streams_chunks_with_bounded_buffers(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    settings = resolve(
+        {"api_key": roark_server.api_key, "base_url": roark_server.base_url,
+         "spool_dir": tmp_path / "spool"},
+        env={},
+    )
+    worker = Worker(settings)
+    try:
+        call = SyntheticCall(worker, "RM_long", t0=time.time() - MINUTES * 60)
+        chunk_frames = settings.chunk_bytes // 4
+        uploaded_midway = 0
+        for minute in range(1, MINUTES + 1):
+            call.feed(minute * 60.0)
+            _wait_caught_up(worker, call)
+            if minute == MINUTES // 2:
+                roark_server.wait_until(lambda s: len(s.call("RM_long").chunk_puts) > 50)
+                uploaded_midway = len(roark_server.call("RM_long").chunk_puts)
+        recording = call.assembler.recording
+        assert recording is not None
+        peak_buffered = recording.high_water
+        call.end()
+        received = roark_server.wait_for_call("RM_long", timeout=60)
+    finally:
+        worker.stop(5.0)
+
+    # streamed during the call, not at its end
+    assert uploaded_midway > 50
+    # never more than a chunk plus one agent turn (2 s) plus the turn gap held in memory
+    assert peak_buffered < chunk_frames + 3 * 24000 * 2
+    rate = received.sample_rate
+    assert rate == 24000
+    assert received.recording is not None
+    assert abs(len(received.recording) / rate - MINUTES * 60) < 0.05
+    assert received.chunk_puts == list(range(len(received.chunks)))
+    assert len(received.transcript) == 2 * MINUTES * 10
+    # the last agent turn sits where it was played: period 6 s, answer from 2.5 s to 4.5 s
+    last_turn = (MINUTES * 10 - 1) * 6.0
+    right = received.recording[:, 1].astype(np.float64)
+    seg = right[round((last_turn + 2.5) * rate) : round((last_turn + 4.5) * rate)]
+    gap = right[round((last_turn + 4.6) * rate) : round((last_turn + 5.9) * rate)]
+    assert np.sqrt(np.mean(seg**2)) > 3000
+    assert np.abs(gap).max() == 0
+    assert not roark_server.violations
