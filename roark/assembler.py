@@ -331,4 +331,3 @@ def build_call_ended(
         body["recordingSampleRate"] = sample_rate
         body["recordingNumChannels"] = wire.NUM_CHANNELS
     return body
-

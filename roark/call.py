@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("roark.call")
 
 CALL_ID_WAIT = 3.0
+# LiveKit's job runner closes the session (as "user initiated") before it runs the job's
+# shutdown callbacks; a close of that kind waits this long for them to say it was the job
+JOB_SHUTDOWN_GRACE = 1.5
 DEFAULT_RATE = 24000
 
 
@@ -69,7 +72,10 @@ class Call:
         self.key = worker.new_call_key()
         self._assembler, self._done = worker.open_call(self.key)
         self._drops = h.Drops()
-        self._hooks = SessionHooks(self._post, self._end)
+        self._hooks = SessionHooks(self._post, self._session_closed)
+        self._grace: asyncio.TimerHandle | None = None
+        #: set when the job's shutdown callback is registered (it will call job_shutdown())
+        self.expects_job_shutdown = False
         self._session: Any = None
         self._ended_at: float | None = None
         self._call_id: str | None = None
@@ -166,10 +172,23 @@ class Call:
 
     # -- end -------------------------------------------------------------------------------
 
+    def _session_closed(self, reason: str) -> None:
+        if reason == "agent-ended" and self.expects_job_shutdown and self._grace is None:
+            loop = asyncio.get_running_loop()
+            self._grace = loop.call_later(JOB_SHUTDOWN_GRACE, self._end, reason)
+            return
+        self._end(reason)
+
+    def job_shutdown(self) -> None:
+        """The job is shutting down: that is what ends the call, unless something did before."""
+        self._end("job-shutdown")
+
     def _end(self, reason: str) -> None:
         if self._ended_at is not None:
             return
         self._ended_at = time.monotonic()
+        if self._grace is not None:
+            self._grace.cancel()
         if self._session is None:
             # prepared by observe_session but its session never started: nothing to send
             self._worker.discard_call(self.key)

@@ -112,9 +112,7 @@ def validate_base_url(name: str, url: str) -> str:
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(name, f"{url!r} must not carry credentials, a query or fragment")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigurationError(
-            name, f"{url!r} uses plain HTTP to a non-loopback host; use https"
-        )
+        raise ConfigurationError(name, f"{url!r} uses plain HTTP to a non-loopback host; use https")
     return url.strip().rstrip("/")
 
 
@@ -198,7 +196,9 @@ def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     for key, value in overrides.items():
         if value is not None:
             values[key] = value
-    names = {k: (k if k in overrides and overrides[k] is not None else _ENV.get(k, k)) for k in values}
+    names = {
+        k: (k if k in overrides and overrides[k] is not None else _ENV.get(k, k)) for k in values
+    }
 
     def check(field: str, types: type | tuple[type, ...]) -> None:
         if field in values:
@@ -229,9 +229,8 @@ def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) 
             raise ConfigurationError(names[field], "must be between 0 and 3600 seconds")
     if "recording_sample_rate" in values and not 8000 <= values["recording_sample_rate"] <= 96000:
         raise ConfigurationError(names["recording_sample_rate"], "must be within 8000..96000 Hz")
-    if "chunk_bytes" in values:
-        if values["chunk_bytes"] < 4096 or values["chunk_bytes"] % 4:
-            raise ConfigurationError("chunk_bytes", "must be a multiple of 4, at least 4096")
+    if "chunk_bytes" in values and (values["chunk_bytes"] < 4096 or values["chunk_bytes"] % 4):
+        raise ConfigurationError("chunk_bytes", "must be a multiple of 4, at least 4096")
     if "spool_dir" in values:
         values["spool_dir"] = Path(values["spool_dir"]).expanduser()
     if "spool_max_bytes" in values and values["spool_max_bytes"] < 1024 * 1024:

@@ -151,6 +151,7 @@ class SessionHooks:
         models = []
         for model in getattr(usage, "model_usage", []) or []:
             fields = _scalars(model.model_dump())
+            fields["usage_type"] = str(getattr(model, "type", "")).removesuffix("_usage")
             models.append(fields)
         if models:
             self._post(h.Usage(at=time.time(), models=models))

@@ -40,7 +40,9 @@ class _ObservedJob:
         """Create the call before its session starts (``observe_session``)."""
         client = get_client()
         if self.call is None and client is not None and client.worker is not None:
-            self.call = Call(client.worker, self.options, self.ctx, client.settings.shutdown_timeout)
+            self.call = Call(
+                client.worker, self.options, self.ctx, client.settings.shutdown_timeout
+            )
         return self.call
 
     def start_call(self, session: Any) -> Call | None:
@@ -70,10 +72,17 @@ class _ObservedJob:
         async def roark_deliver_call(reason: str) -> None:
             # LiveKit kills the job process 10 s after shutdown starts: deliver within budget
             call = self.call
-            if call is not None:
-                await call.aflush(reason="job-shutdown")
+            if call is None:
+                return
+            try:
+                call.job_shutdown()
+                await call.wait_delivered()
+            except Exception:
+                logger.debug("roark job shutdown failed", exc_info=True)
 
         add(roark_deliver_call)
+        if self.call is not None:
+            self.call.expects_job_shutdown = True
 
 
 def _install_start_hook() -> None:

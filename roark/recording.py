@@ -40,9 +40,7 @@ class _Resampler:
     def __init__(self, source_rate: int, rate: int) -> None:
         self.source_rate = source_rate
         self._inner = (
-            None
-            if source_rate == rate
-            else rtc.AudioResampler(source_rate, rate, num_channels=1)
+            None if source_rate == rate else rtc.AudioResampler(source_rate, rate, num_channels=1)
         )
 
     def push(self, mono: np.ndarray) -> np.ndarray:
@@ -61,7 +59,10 @@ def _join(frames: list[rtc.AudioFrame]) -> np.ndarray:
     if not frames:
         return np.zeros(0, dtype=np.float32)
     pcm = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
-    return pcm.astype(np.float32) / 32768.0
+    out = pcm.astype(np.float32) / 32768.0
+    # LiveKit's resampler dithers its int16 output; a one-LSB gate keeps silence digital zero
+    out[np.abs(pcm) <= 1] = 0.0
+    return out
 
 
 class _Track:
@@ -164,7 +165,9 @@ class Recording:
     def input_frame(self, at: float, data: bytes, rate: int, channels: int, now: float) -> None:
         mono = to_mono(data, channels)
         duration = len(mono) / rate
-        expected = None if self._run_start is None else self._run_start + self._run_samples / self.rate
+        expected = (
+            None if self._run_start is None else self._run_start + self._run_samples / self.rate
+        )
         if (
             expected is None
             or abs(at - expected) > RESYNC_TOLERANCE
@@ -214,7 +217,9 @@ class Recording:
         if seg is not None and seg.started_at is None:
             seg.started_at = at
 
-    def playback_progressed(self, segment: int, started_at: float, offset: float, dur: float) -> None:
+    def playback_progressed(
+        self, segment: int, started_at: float, offset: float, dur: float
+    ) -> None:
         seg = self._segments.get(segment)
         if seg is None:
             return

@@ -81,7 +81,9 @@ class Worker:
     # -- lifecycle -----------------------------------------------------------------------
 
     def _start_threads(self) -> None:
-        self._threads = [threading.Thread(target=self._process, name="roark-processor", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._process, name="roark-processor", daemon=True)
+        ]
         for i in range(self.settings.worker_threads):
             self._threads.append(
                 threading.Thread(target=self._send_loop, name=f"roark-sender-{i}", daemon=True)
@@ -308,11 +310,11 @@ class Worker:
             self.stats["chunks"] += 1
             return
         body = json.loads(item.read())
-        if item.kind == "ended" and "recordingSampleRate" in body:
-            if outbox.chunk_lost or outbox.chunks_sent == 0 and not _spooled_chunks(outbox):
-                # never advertise a recording that has a hole: Roark would shift what follows
-                body.pop("recordingSampleRate", None)
-                body.pop("recordingNumChannels", None)
+        if item.kind == "ended" and (outbox.chunk_lost or outbox.chunks_sent == 0):
+            # never advertise a recording with a hole (Roark would shift all that follows it),
+            # nor one of which nothing arrived
+            body.pop("recordingSampleRate", None)
+            body.pop("recordingNumChannels", None)
         self.transport.send_event(body, deadline)
         self.stats["events"] += 1
         if item.kind == "ended":
@@ -384,7 +386,11 @@ class Worker:
         call_id = meta.get("callId") or spool.key
         if not spool.has_ended():
             records = spool.read_records()
-            buckets: dict[str, list[dict[str, Any]]] = {"transcript": [], "tools": [], "metrics": []}
+            buckets: dict[str, list[dict[str, Any]]] = {
+                "transcript": [],
+                "tools": [],
+                "metrics": [],
+            }
             for entry in records:
                 if isinstance(entry, dict) and entry.get("bucket") in buckets:
                     buckets[entry["bucket"]].append(entry["record"])
@@ -423,10 +429,6 @@ class Worker:
         if key not in self._log_once:
             self._log_once.add(key)
             logger.warning(message, *args)
-
-
-def _spooled_chunks(outbox: _Outbox) -> bool:
-    return any(item.kind == "chunk" for item in outbox.items)
 
 
 def _newest_mtime(spool: CallSpool) -> float:

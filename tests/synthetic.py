@@ -63,8 +63,9 @@ class SyntheticCall:
                 pcm = tone(USER_HZ, self.frame, self.rate_in)
             else:
                 pcm = np.zeros(n, dtype=np.int16)
-            self.post(h.InputFrame(at=self.t0 + start, data=pcm.tobytes(), rate=self.rate_in,
-                                   channels=1))
+            self.post(
+                h.InputFrame(at=self.t0 + start, data=pcm.tobytes(), rate=self.rate_in, channels=1)
+            )
             turn_start = start - phase
             if abs(phase - self.speech) < self.frame / 2:
                 self._agent_turn(turn_start)
@@ -72,17 +73,39 @@ class SyntheticCall:
 
     def _agent_turn(self, turn_start: float) -> None:
         said = self.t0 + turn_start
-        self.post(h.Message(role="user", text=f"question {self._turn}", started_at=said,
-                            stopped_at=said + self.speech, interrupted=False, language=None))
+        self.post(
+            h.Message(
+                role="user",
+                text=f"question {self._turn}",
+                started_at=said,
+                stopped_at=said + self.speech,
+                interrupted=False,
+                language=None,
+            )
+        )
         reply_at = said + self.speech + 0.5
         audio = tone(AGENT_HZ, 2.0, self.rate_out)
-        self.post(h.OutputFrame(segment=self._turn, at=reply_at - 0.3, data=audio.tobytes(),
-                                rate=self.rate_out, channels=1))
+        self.post(
+            h.OutputFrame(
+                segment=self._turn,
+                at=reply_at - 0.3,
+                data=audio.tobytes(),
+                rate=self.rate_out,
+                channels=1,
+            )
+        )
         self.post(h.Playback(segment=self._turn, what="started", at=reply_at))
-        self.post(h.Playback(segment=self._turn, what="finished", at=reply_at + 2.0,
-                             position=2.0))
-        self.post(h.Message(role="assistant", text=f"answer {self._turn}", started_at=reply_at,
-                            stopped_at=reply_at + 2.0, interrupted=False, language=None))
+        self.post(h.Playback(segment=self._turn, what="finished", at=reply_at + 2.0, position=2.0))
+        self.post(
+            h.Message(
+                role="assistant",
+                text=f"answer {self._turn}",
+                started_at=reply_at,
+                stopped_at=reply_at + 2.0,
+                interrupted=False,
+                language=None,
+            )
+        )
         self._turn += 1
 
     def end(self, reason: str = "participant-disconnected") -> None:

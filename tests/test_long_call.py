@@ -35,8 +35,11 @@ def test_ten_minute_call_streams_chunks_with_bounded_buffers(
     roark_server: LocalRoark, tmp_path: Path
 ) -> None:
     settings = resolve(
-        {"api_key": roark_server.api_key, "base_url": roark_server.base_url,
-         "spool_dir": tmp_path / "spool"},
+        {
+            "api_key": roark_server.api_key,
+            "base_url": roark_server.base_url,
+            "spool_dir": tmp_path / "own-spool",
+        },
         env={},
     )
     worker = Worker(settings)

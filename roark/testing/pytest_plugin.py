@@ -2,52 +2,38 @@
 
 Installed with the package (entry point ``pytest11``), so in a user's tests::
 
-    def test_my_agent_call(roark_server, roark_client):
-        asyncio.run(run_my_agent_call())          # the agent's entrypoint is @roark.observe'd
+    def test_my_agent_call(roark_server):
+        asyncio.run(run_my_agent_call())          # the entrypoint is @roark.observe'd
         call = roark_server.wait_for_call(timeout=20)
         assert [t["role"] for t in call.transcript] == ["assistant", "user", "assistant"]
-        assert call.recording.shape[1] == 2
+        assert call.recording.shape[1] == 2       # left = caller, right = agent
 
-``roark_server`` is a started :class:`~roark.testing.server.LocalRoark` on 127.0.0.1;
-``roark_client`` points roark at it for the test (spool in the test's temporary folder) and
-restores the previous configuration afterwards.
+``roark_server`` is a started :class:`~roark.testing.server.LocalRoark` on 127.0.0.1 that
+roark is configured against for the test (spool and recordings in the test's temporary
+folder); the previous configuration is restored afterwards. ``roark_settings`` (override it
+in a test module) gives extra :func:`roark.configure` arguments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .. import client as _client_module
-from ..client import Client, configure
+from . import observed_by_local_roark
 from .server import LocalRoark
 
 
 @pytest.fixture
-def roark_server(tmp_path: Path) -> Iterator[LocalRoark]:
-    """A local, contract-faithful Roark for this test."""
-    server = LocalRoark(recordings_dir=tmp_path / "roark-recordings").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def roark_settings() -> dict[str, Any]:
+    """Extra ``roark.configure()`` arguments for ``roark_server`` (none by default)."""
+    return {}
 
 
 @pytest.fixture
-def roark_client(roark_server: LocalRoark, tmp_path: Path) -> Iterator[Client]:
-    """roark configured against ``roark_server`` for this test; restored afterwards."""
-    previous = _client_module.get_client()
-    client = configure(
-        api_key=roark_server.api_key,
-        base_url=roark_server.base_url,
-        enabled=True,
-        spool_dir=tmp_path / "roark-spool",
-    )
-    try:
-        yield client
-    finally:
-        _client_module.shutdown(timeout=5.0)
-        if previous is not None:
-            _client_module.install(previous.settings)
+def roark_server(tmp_path: Path, roark_settings: dict[str, Any]) -> Iterator[LocalRoark]:
+    """A local, contract-faithful Roark that roark delivers to during this test."""
+    with observed_by_local_roark(tmp_path, **roark_settings) as server:
+        yield server

@@ -1,0 +1,433 @@
+"""Stories of observed calls: scripted calls through real AgentSessions under @roark.observe,
+delivered over real HTTP to the local Roark; assertions on what Roark received.
+
+The calls run once, concurrently, in a module fixture; each test reads one aspect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from livekit.agents import JobContext, function_tool
+from livekit.agents.llm import ChatMessage, ImageContent
+from livekit.agents.metrics import LLMMetrics
+from livekit.agents.voice import ConversationItemAddedEvent, MetricsCollectedEvent
+
+import roark
+from roark.testing import LocalRoark, ReceivedCall, observed_by_local_roark
+from roark.testing.scripted import (
+    CallScript,
+    LLMReply,
+    ScriptedCall,
+    SupportAgent,
+    ToolCallStep,
+    UserTurn,
+    run_job,
+)
+
+from .audio_checks import active_runs, energy, parse_iso
+
+PROMPT = "You are a support agent for an online shop."
+GREETING = "Hello! How can I help you today?"
+TURN_1 = "Hi, where is my order?"
+TURN_2 = "It is 4 2 1 7."
+ASK_NUMBER = "Sure. What is your order number?"
+SHIPPED = "Your order 4217 has shipped."
+LONG_REPLY = (
+    "Let me tell you everything about your order: it was packed at our warehouse on Monday, "
+    "handed to the courier on Tuesday, and it is now travelling across the country to you."
+)
+UNICODE_TURN = "Grüße aus Köln, Bestellung № 77 ☎ 東京"
+TOLERANCE = 0.05  # seconds: where speech lands on the recording vs. when it really happened
+
+MAIN = CallScript(
+    greeting=GREETING,
+    user_turns=[UserTurn(TURN_1, at=2.2), UserTurn(TURN_2, at=5.6)],
+    llm_replies=[
+        LLMReply(ASK_NUMBER),
+        LLMReply(tool_calls=(ToolCallStep("lookup_order", {"order_id": "4217"}, "call_1"),)),
+        LLMReply(SHIPPED),
+    ],
+)
+INTERRUPT = CallScript(
+    user_turns=[
+        UserTurn("Tell me about my order.", at=0.4, duration=0.8),
+        UserTurn("Stop, please.", at=3.0, duration=0.8),
+    ],
+    llm_replies=[LLMReply(LONG_REPLY), LLMReply("Okay, sorry.")],
+)
+
+
+def _rates_script(rate_in: int, channels: int, frame_ms: float, rate_out: int) -> CallScript:
+    return CallScript(
+        greeting="Hi, order desk.",
+        user_turns=[UserTurn("Where is order 99?", at=1.4, duration=0.9)],
+        llm_replies=[LLMReply("Order 99 is on its way.")],
+        input_sample_rate=rate_in,
+        input_channels=channels,
+        input_frame_ms=frame_ms,
+        output_sample_rate=rate_out,
+    )
+
+
+RATES = {
+    "in8k-mono-20ms-out16k": _rates_script(8000, 1, 20.0, 16000),
+    "in24k-stereo-10ms-out22k": _rates_script(24000, 2, 10.0, 22050),
+    "in48k-stereo-10ms-out44k": _rates_script(48000, 2, 10.0, 44100),
+    "in16k-mono-13.7ms-out48k": _rates_script(16000, 1, 13.7, 48000),
+}
+
+BAD_INPUT = CallScript(
+    user_turns=[UserTurn(UNICODE_TURN, at=0.4, duration=0.8)],
+    llm_replies=[
+        LLMReply(
+            tool_calls=(
+                ToolCallStep("odd_result", {"what": "set"}, "call_set"),
+                ToolCallStep("huge_result", {}, "call_huge"),
+                ToolCallStep("lookup_order", {"order_id": "abc"}, "call_bad"),
+            )
+        ),
+        LLMReply("Done, ☺."),
+    ],
+)
+
+
+class BadInputAgent(SupportAgent):
+    """Tools that give roark awkward things to report."""
+
+    @function_tool
+    async def odd_result(self, what: str) -> Any:
+        """Returns something that is not JSON."""
+        session = self.session
+        # a multimodal message and a NaN metric, through the session's real event emitter
+        session.emit(
+            "conversation_item_added",
+            ConversationItemAddedEvent(
+                item=ChatMessage(
+                    role="user",
+                    content=["look at", ImageContent(image="https://example.com/a.png"), "this"],
+                )
+            ),
+        )
+        session.emit(
+            "metrics_collected",
+            MetricsCollectedEvent(
+                metrics=LLMMetrics(
+                    label="odd",
+                    request_id="r-nan",
+                    timestamp=time.time(),
+                    duration=float("nan"),
+                    ttft=float("inf"),
+                    cancelled=False,
+                    completion_tokens=3,
+                    prompt_tokens=4,
+                    prompt_cached_tokens=0,
+                    total_tokens=7,
+                    tokens_per_second=float("nan"),
+                )
+            ),
+        )
+        return {1, 2, 3}
+
+    @function_tool
+    async def huge_result(self) -> str:
+        """Returns a very long text."""
+        return "x" * 100_000
+
+
+@dataclass
+class Observed:
+    script: CallScript
+    call: ScriptedCall
+    ctx: JobContext
+    received: ReceivedCall
+
+    @property
+    def t0(self) -> float:
+        """Wall time of the recording's first sample (call-started's timestamp)."""
+        assert self.received.started is not None
+        return parse_iso(self.received.started["eventTimestamp"])
+
+
+async def _observed_call(
+    name: str, script: CallScript, agent: type[SupportAgent] = SupportAgent
+) -> tuple[ScriptedCall, JobContext]:
+    call = ScriptedCall(script)
+
+    @roark.observe(
+        agent_id="support-bot-v3",
+        agent_name="Support Bot v3",
+        agent_prompt=PROMPT,
+        tier="gold",
+        scenario=name,
+    )
+    async def entrypoint(ctx: JobContext) -> None:
+        """The agent's entrypoint."""
+        session = call.build_session()
+        await session.start(agent=agent(greeting=script.greeting))
+
+    ctx = await run_job(entrypoint, call=call, job_id=f"job-{name}", timeout=60.0)
+    return call, ctx
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRoark]:
+    with observed_by_local_roark(tmp_path_factory.mktemp("observed")) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def observed(server: LocalRoark) -> dict[str, Observed]:
+    scenarios: dict[str, tuple[CallScript, type[SupportAgent]]] = {
+        "main": (MAIN, SupportAgent),
+        "interrupt": (INTERRUPT, SupportAgent),
+        "bad_input": (BAD_INPUT, BadInputAgent),
+        **{name: (script, SupportAgent) for name, script in RATES.items()},
+    }
+
+    async def run_all() -> list[tuple[ScriptedCall, JobContext]]:
+        return await asyncio.gather(
+            *(_observed_call(name, s, agent) for name, (s, agent) in scenarios.items())
+        )
+
+    results = asyncio.run(run_all())
+    out = {}
+    for (name, (script, _)), (call, ctx) in zip(scenarios.items(), results, strict=True):
+        received = server.wait_for_call(ctx.job.room.sid, timeout=20)
+        out[name] = Observed(script=script, call=call, ctx=ctx, received=received)
+    return out
+
+
+# -- lifecycle and identity --------------------------------------------------------------
+
+
+def test_one_call_started_and_one_call_ended_per_call(
+    observed: dict[str, Observed], server: LocalRoark
+) -> None:
+    assert len(server.calls()) == len(observed)
+    for obs in observed.values():
+        assert obs.received.started_count == 1
+        assert obs.received.ended_count == 1
+        assert [e["event"] for e in obs.received.events] == ["call-started", "call-ended"]
+    server.assert_no_violations()
+    assert server.put_header_violations == 0
+
+
+def test_call_started_carries_agent_room_job_and_metadata(observed: dict[str, Observed]) -> None:
+    obs = observed["main"]
+    started = obs.received.started
+    assert started is not None
+    sid = obs.ctx.job.room.sid
+    assert sid.startswith("RM_")
+    assert started["livekitCallId"] == sid
+    assert started["agentId"] == "support-bot-v3"
+    assert started["agentName"] == "Support Bot v3"
+    assert started["agentPrompt"] == PROMPT
+    assert started["isTest"] is False
+    assert started["roomSid"] == sid
+    assert started["roomName"] == "test-room"
+    assert started["jobId"] == "job-main"
+    assert started["metadata"] == {"tier": "gold", "scenario": "main"}
+
+
+def test_call_ended_reason_is_the_job_shutdown(observed: dict[str, Observed]) -> None:
+    # LiveKit's runner closed the session, then ran the job's shutdown callbacks
+    for obs in observed.values():
+        assert obs.received.reason == "job-shutdown"
+        ended = obs.received.ended
+        assert ended is not None
+        assert parse_iso(ended["callEndedAt"]) >= parse_iso(ended["callStartedAt"])
+
+
+# -- transcript, tools, metrics ----------------------------------------------------------
+
+
+def test_transcript_in_spoken_order(observed: dict[str, Observed]) -> None:
+    transcript = observed["main"].received.transcript
+    assert [(t["role"], t["content"]) for t in transcript] == [
+        ("assistant", GREETING),
+        ("user", TURN_1),
+        ("assistant", ASK_NUMBER),
+        ("user", TURN_2),
+        ("assistant", SHIPPED),
+    ]
+    assert [t.get("interrupted") for t in transcript if t["role"] == "assistant"] == [False] * 3
+    assert observed["main"].received.ended["agentSpokeFirst"] is True
+
+
+def test_tool_call_paired_with_its_result(observed: dict[str, Observed]) -> None:
+    tools = observed["main"].received.tool_calls
+    assert [(t["kind"], t["toolCallId"]) for t in tools] == [
+        ("tool_call", "call_1"),
+        ("tool_result", "call_1"),
+    ]
+    call, result = tools
+    assert call["name"] == "lookup_order"
+    assert json.loads(call["arguments"]) == {"order_id": "4217"}
+    assert json.loads(result["content"]) == {"order_id": "4217", "status": "shipped"}
+    assert result["isError"] is False
+    assert result["audioOffsetMs"] >= call["audioOffsetMs"]
+
+
+def test_metrics_have_latencies_and_token_counts(observed: dict[str, Observed]) -> None:
+    metrics = observed["main"].received.metrics
+    by_kind: dict[str, list[dict]] = {}
+    for record in metrics:
+        by_kind.setdefault(record["kind"], []).append(record)
+    assert {"llm", "stt", "tts", "eou", "turn", "usage"} <= set(by_kind)
+    assert "vad" not in by_kind
+    assert len(by_kind["llm"]) == 3
+    for record in by_kind["llm"]:
+        assert (record["promptTokens"], record["completionTokens"], record["totalTokens"]) == (
+            50,
+            20,
+            70,
+        )
+        assert record["ttft"] >= 0
+    assert len(by_kind["eou"]) == 2
+    for record in by_kind["eou"]:
+        assert 0.2 <= record["endOfUtteranceDelay"] < 0.8
+        assert record["transcriptionDelay"] >= 0
+    assert len(by_kind["stt"]) == 2
+    assert len(by_kind["tts"]) == 3
+    assert all(r["ttfb"] >= 0 for r in by_kind["tts"])
+    (llm_usage,) = [r for r in by_kind["usage"] if r["extra"]["usageType"] == "llm"]
+    assert (llm_usage["promptTokens"], llm_usage["completionTokens"]) == (150, 60)
+
+
+def test_bad_input_is_delivered_cleanly(observed: dict[str, Observed]) -> None:
+    received = observed["bad_input"].received
+    transcript = [(t["role"], t["content"]) for t in received.transcript]
+    assert ("user", UNICODE_TURN) in transcript
+    # multimodal content: the text parts joined, the image left out
+    assert ("user", "look at\nthis") in transcript
+    results = {t["toolCallId"]: t for t in received.tool_calls if t["kind"] == "tool_result"}
+    assert set(results) == {"call_set", "call_huge", "call_bad"}
+    # LiveKit renders the set as a list; roark forwards the tool output text as it is
+    assert results["call_set"]["content"] == "[1, 2, 3]"
+    huge = results["call_huge"]["content"]
+    assert len(huge) <= 16_000 and huge.endswith("…[truncated by roark]")
+    assert results["call_bad"]["isError"] is True
+    assert "abc" in results["call_bad"]["content"]
+    nan_metric = [m for m in received.metrics if m["kind"] == "llm" and m.get("promptTokens") == 4]
+    assert len(nan_metric) == 1
+    assert "duration" not in nan_metric[0] and "ttft" not in nan_metric[0]
+    assert "tokensPerSecond" not in nan_metric[0]
+    assert nan_metric[0]["totalTokens"] == 7
+
+
+# -- the recording -----------------------------------------------------------------------
+
+
+def _check_channels(obs: Observed) -> None:
+    rec = obs.received.recording
+    rate = obs.received.sample_rate
+    assert rec is not None and rate is not None
+    t0 = obs.t0
+    user = [
+        (on - t0, off - t0)
+        for on, off in zip(obs.call.input.turn_onsets, obs.call.input.turn_offsets, strict=True)
+    ]
+    agent = [
+        (s.started_at - t0, s.started_at - t0 + s.played_seconds)
+        for s in obs.call.output.segments
+        if s.started_at is not None and s.played_seconds > 0
+    ]
+    left, right = active_runs(rec[:, 0], rate), active_runs(rec[:, 1], rate)
+    assert len(left) == len(user), (left, user)
+    assert len(right) == len(agent), (right, agent)
+    for (got_on, got_off), (want_on, want_off) in zip(left + right, user + agent, strict=True):
+        assert abs(got_on - want_on) < TOLERANCE, (got_on, want_on)
+        assert abs(got_off - want_off) < TOLERANCE, (got_off, want_off)
+    # nothing of one side leaks onto the other (where they did not really talk over each other)
+    for mine, theirs, other in ((user, agent, 1), (agent, user, 0)):
+        for on, off in mine:
+            if not any(a < off and on < b for a, b in theirs):
+                assert energy(rec[:, other], rate, on + TOLERANCE, off - TOLERANCE) == 0.0
+
+
+def test_speech_lands_where_it_was_spoken_and_played(observed: dict[str, Observed]) -> None:
+    _check_channels(observed["main"])
+
+
+@pytest.mark.parametrize("name", list(RATES))
+def test_every_sample_rate_and_frame_size(observed: dict[str, Observed], name: str) -> None:
+    obs = observed[name]
+    assert obs.received.sample_rate == obs.script.output_sample_rate
+    assert obs.received.ended["recordingNumChannels"] == 2
+    _check_channels(obs)
+
+
+def test_tts_faster_than_real_time_keeps_its_real_length(observed: dict[str, Observed]) -> None:
+    obs = observed["main"]
+    rate = obs.received.sample_rate
+    runs = active_runs(obs.received.recording[:, 1], rate)
+    # the TTS produced audio 10x faster than real time; on the recording it lasts as played
+    for (on, off), text in zip(runs, [GREETING, ASK_NUMBER, SHIPPED], strict=True):
+        assert abs((off - on) - obs.script.speech_seconds(text)) < TOLERANCE
+
+
+def test_interrupted_turn_ends_where_playback_stopped(observed: dict[str, Observed]) -> None:
+    obs = observed["interrupt"]
+    _check_channels(obs)
+    long_turn = [t for t in obs.received.transcript if t["content"] == LONG_REPLY]
+    assert len(long_turn) == 1 and long_turn[0]["interrupted"] is True
+    played = obs.call.output.segments[0]
+    assert played.interrupted
+    full = obs.script.speech_seconds(LONG_REPLY)
+    assert played.played_seconds < full - 1.0
+    rate = obs.received.sample_rate
+    rec = obs.received.recording
+    stop = played.started_at + played.played_seconds - obs.t0
+    # silent on the right after the interruption, until the agent's next turn
+    next_start = obs.call.output.segments[1].started_at - obs.t0
+    assert energy(rec[:, 1], rate, stop + TOLERANCE, next_start - TOLERANCE) == 0.0
+
+
+def test_transcript_offsets_point_at_the_speech(observed: dict[str, Observed]) -> None:
+    for name in ("main", "interrupt", *RATES):
+        obs = observed[name]
+        rec, rate = obs.received.recording, obs.received.sample_rate
+        runs = {
+            "user": active_runs(rec[:, 0], rate),
+            "assistant": active_runs(rec[:, 1], rate),
+        }
+        for entry in obs.received.transcript:
+            onsets = [on for on, _ in runs[entry["role"]]]
+            nearest = min(onsets, key=lambda on: abs(on - entry["audioOffsetMs"] / 1000))
+            assert abs(nearest - entry["audioOffsetMs"] / 1000) < TOLERANCE, (name, entry)
+            assert entry["endAudioOffsetMs"] > entry["audioOffsetMs"]
+
+
+def test_recording_is_whole_frames_in_order_and_as_long_as_the_call(
+    observed: dict[str, Observed], server: LocalRoark
+) -> None:
+    for obs in observed.values():
+        received = obs.received
+        assert received.chunk_puts == list(range(len(received.chunks)))
+        assert all(len(chunk) % 4 == 0 for chunk in received.chunks.values())
+        ended = received.ended
+        call_seconds = parse_iso(ended["callEndedAt"]) - parse_iso(ended["callStartedAt"])
+        assert abs(received.duration_s - call_seconds) < 0.05
+    puts = [r for r in server.requests_log if r.endpoint == "put"]
+    assert puts and all("x-roark-api-key" not in r.headers for r in puts)
+    assert all("authorization" not in r.headers for r in puts)
+
+
+def test_recording_on_disk_is_a_stereo_wav(observed: dict[str, Observed]) -> None:
+    import soundfile as sf
+
+    path = observed["main"].received.recording_path
+    assert isinstance(path, Path) and path.exists()
+    info = sf.info(str(path))
+    assert (info.channels, info.samplerate) == (2, 24000)
+    data, _ = sf.read(str(path), dtype="int16")
+    assert np.array_equal(data, observed["main"].received.recording)
