@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from livekit import rtc
+
 from . import handoff as h
 
 logger = logging.getLogger("roark.hooks")
@@ -70,7 +72,12 @@ class SessionHooks:
 
     def attach(self, session: Any) -> None:
         for event, handler in self._handlers.items():
-            session.on(event, handler)
+            if event == "metrics_collected" and isinstance(session, rtc.EventEmitter):
+                # AgentSession.on() warns that metrics_collected is deprecated (1.8+); the
+                # warning is about the user's code, and roark subscribing must not print it
+                rtc.EventEmitter.on(session, event, handler)
+            else:
+                session.on(event, handler)
 
     def detach(self, session: Any) -> None:
         for event, handler in self._handlers.items():

@@ -262,15 +262,17 @@ class Spool:
                 continue
             yield call
 
-    def usage(self) -> int:
-        if self.root is None:
-            return 0
-        total = 0
-        for dirpath, _, files in os.walk(self.root):
-            for name in files:
-                with contextlib.suppress(OSError):
-                    total += os.stat(os.path.join(dirpath, name)).st_size
-        return total
+    def drop_if_unowned(self, key: str) -> bool:
+        """Delete a call folder no live process holds; False when one does."""
+        assert self.root is not None
+        try:
+            fd = _try_lock(self.root / key / LOCK)
+        except OSError:
+            return False
+        if fd is None:
+            return False
+        CallSpool(self.root, key, lock_fd=fd).remove()
+        return True
 
     def call_sizes(self) -> list[tuple[float, str, int]]:
         """(mtime, key, bytes) of every spooled call, oldest first."""

@@ -33,6 +33,7 @@ from .transport import AuthError, RejectedError, Transport
 logger = logging.getLogger("roark.worker")
 
 TICK = 0.2
+SPOOL_CHECK_INTERVAL = 5.0
 # a call whose sending failed for a whole retry window is tried again after this, doubling
 RESEND_AFTER = (2.0, 60.0)
 AUTH_PROBE_INTERVAL = 60.0
@@ -192,6 +193,7 @@ class Worker:
     def _process(self) -> None:
         live: dict[str, CallAssembler] = {}
         last_tick = time.time()
+        last_spool_check = 0.0
         while not self._closing.is_set():
             envelope = self.handoff.get(timeout=TICK)
             now = time.time()
@@ -213,6 +215,12 @@ class Worker:
                     except Exception:
                         self._failed_once(f"tick:{call.key}", "recording a call failed")
                 self._wake_retries(time.monotonic())
+            if now - last_spool_check >= SPOOL_CHECK_INTERVAL:
+                last_spool_check = now
+                try:
+                    self._enforce_spool_cap(set(live))
+                except Exception:
+                    self._failed_once("spool-cap", "checking the spool size failed")
 
     def _queued(self, call: CallAssembler, item: Item) -> None:
         """An item is spooled: hand its call to a sender (processor thread)."""
@@ -361,6 +369,45 @@ class Worker:
             logger.error(
                 "Roark rejected the API key (HTTP 401/403): check ROARK_API_KEY. Calls stay "
                 "spooled and are delivered once the key is fixed."
+            )
+
+    def _enforce_spool_cap(self, live: set[str]) -> None:
+        """Over ``spool_max_bytes``: drop the oldest whole calls (never one still going on)."""
+        if self.spool.root is None:
+            return
+        sizes = self.spool.call_sizes()
+        total = sum(size for _, _, size in sizes)
+        if total <= self.spool.max_bytes:
+            return
+        for _, key, size in sizes:
+            if total <= self.spool.max_bytes:
+                return
+            if key in live:
+                continue
+            with self._lock:
+                outbox = self._outboxes.get(key)
+            if outbox is not None:
+                if outbox.scheduled:
+                    continue  # being sent right now; it will leave the spool by itself
+                with self._lock:
+                    self._outboxes.pop(key, None)
+                outbox.items.clear()
+                if outbox.spool is not None:
+                    outbox.spool.remove()
+                if not outbox.done.done():
+                    outbox.done.set_result(False)
+            elif not self.spool.drop_if_unowned(key):
+                continue  # another live process owns it
+            total -= size
+            logger.warning(
+                "spool over its %d-byte cap: dropped undelivered call %s (%d bytes)",
+                self.spool.max_bytes,
+                outbox.call_id if outbox else key,
+                size,
+            )
+        if total > self.spool.max_bytes:
+            self._warn_once(
+                "spool-full", "spool over its cap with calls still going on; keeping them"
             )
 
     # -- recovery ------------------------------------------------------------------------
