@@ -53,7 +53,9 @@ class ObservedRun:
         await session.start(agent=SupportAgent(greeting=self.script.greeting))
 
     async def run(self, *, decorate: bool = True, job_id: str = "job-test") -> JobContext:
-        entry = roark.observe(**self.observe_kwargs)(self.entrypoint) if decorate else self.entrypoint
+        entry = (
+            roark.observe(**self.observe_kwargs)(self.entrypoint) if decorate else self.entrypoint
+        )
         started = time.monotonic()
         self.ctx = await run_job(entry, call=self.call, job_id=job_id, timeout=60.0)
         self.job_seconds = time.monotonic() - started

@@ -90,7 +90,9 @@ def test_a_revoked_key_is_one_clear_error_and_the_spool_is_kept(
     run = ObservedRun()
     with caplog.at_level(logging.WARNING, logger="roark"):
         asyncio.run(run.run())
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("roark")]
+    errors = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("roark")
+    ]
     assert len(errors) == 1
     assert "API key" in errors[0].getMessage()
     assert roark_server.api_key not in caplog.text
