@@ -1,0 +1,242 @@
+"""Stories of the spool: crashed processes, shared folders, fork, redaction, the size cap."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import roark
+from roark.client import get_client
+from roark.config import resolve
+from roark.spool import CallSpool
+from roark.testing import LocalRoark
+from roark.testing.scripted import CallScript, LLMReply, ToolCallStep, UserTurn
+from roark.worker import PROCESS_DIED, Worker
+
+from .calls import GREETING, QUESTION, ObservedRun
+from .synthetic import SyntheticCall
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _child(server: LocalRoark, spool: Path, job_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.child_call",
+            server.base_url,
+            server.api_key,
+            str(spool),
+            job_id,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def _call_id(child: subprocess.Popen[str]) -> str:
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith("CALL "):
+            return line.split()[1]
+    raise AssertionError("the child never started its call")
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.02)
+
+
+def _spooled_records(spool: Path) -> str:
+    return "".join(p.read_text() for p in spool.glob("*/records.jsonl"))
+
+
+def test_a_call_killed_mid_way_is_delivered_by_the_next_process(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    spool = tmp_path / "crash-spool"
+    child = _child(roark_server, spool, "job-crash")
+    call_id = _call_id(child)
+    # kill it once the caller's question is spooled and some audio has gone out
+    _wait(lambda: QUESTION in _spooled_records(spool), 30, "question never spooled")
+    _wait(lambda: len(roark_server.call(call_id).chunk_puts) >= 1, 30, "no chunk arrived")
+    killed_at = time.time()
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    assert roark_server.call(call_id).ended is None
+
+    roark.configure(api_key=roark_server.api_key, base_url=roark_server.base_url, spool_dir=spool)
+    received = roark_server.wait_for_call(call_id, timeout=30)
+    assert received.reason == PROCESS_DIED
+    assert received.ended_count == 1
+    assert [t["content"] for t in received.transcript][:2] == [GREETING, QUESTION]
+    assert sorted(set(received.chunk_puts)) == list(range(len(received.chunks)))
+    started = received.started["eventTimestamp"]
+    assert started
+    # the recording reaches to within a chunk (2.7 s at 24 kHz) plus settling of the kill
+    assert received.recording is not None
+    assert received.duration_s > 2.0
+    call_started = roark_server.call(call_id).started
+    assert call_started is not None
+    assert received.duration_s <= killed_at - _iso_seconds(started) + 0.5
+    _wait(
+        lambda: not any(p for p in spool.iterdir() if not p.name.startswith(".")),
+        10,
+        "spool not emptied",
+    )
+
+
+def _iso_seconds(stamp: str) -> float:
+    from .audio_checks import parse_iso
+
+    return parse_iso(stamp)
+
+
+def test_two_live_processes_share_a_spool_folder_without_stealing(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    spool = tmp_path / "shared-spool"
+    children = [_child(roark_server, spool, f"job-{i}") for i in range(2)]
+    ids = [_call_id(child) for child in children]
+    # a third process configuring on the same folder mid-call must not take their calls
+    _wait(lambda: any(spool.glob("*/records.jsonl")), 20, "nothing spooled")
+    roark.configure(api_key=roark_server.api_key, base_url=roark_server.base_url, spool_dir=spool)
+    for child in children:
+        assert child.wait(60) == 0
+    for call_id in ids:
+        received = roark_server.wait_for_call(call_id, timeout=20)
+        assert received.started_count == 1 and received.ended_count == 1
+        assert received.reason == "job-shutdown"
+    roark_server.assert_no_violations()
+
+
+def _forked_call(base_url: str, key: str, result: Any) -> None:
+    client = get_client()
+    assert client is not None and client.worker is not None
+    call = SyntheticCall(client.worker, "RM_forked_child", t0=time.time() - 10)
+    call.feed(10.0)
+    call.end()
+    result.put(call.done.result(timeout=20))
+
+
+def test_fork_gives_the_child_its_own_threads_and_calls(roark_server: LocalRoark) -> None:
+    client = get_client()
+    assert client is not None and client.worker is not None
+    parent_call = SyntheticCall(client.worker, "RM_forked_parent", t0=time.time() - 10)
+    parent_call.feed(5.0)
+    ctx = multiprocessing.get_context("fork")
+    result = ctx.Queue()
+    child = ctx.Process(
+        target=_forked_call, args=(roark_server.base_url, roark_server.api_key, result)
+    )
+    child.start()
+    assert result.get(timeout=30) is True
+    child.join(10)
+    assert child.exitcode == 0
+    parent_call.feed(10.0)
+    parent_call.end()
+    assert parent_call.done.result(timeout=20) is True
+    for call_id in ("RM_forked_child", "RM_forked_parent"):
+        received = roark_server.wait_for_call(call_id, timeout=10)
+        assert received.started_count == 1 and received.ended_count == 1
+        # ten seconds of caller audio; the second agent turn plays until 10.5 s
+        assert abs(received.duration_s - 10.5) < 0.05
+
+
+def test_redaction_reaches_neither_the_wire_nor_the_disk(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    spool = tmp_path / "redact-spool"
+    roark.configure(
+        api_key=roark_server.api_key,
+        base_url=roark_server.base_url,
+        spool_dir=spool,
+        redact=True,
+        shutdown_timeout=1.0,
+    )
+    card = "4111 1111 1111 1111"
+    script = CallScript(
+        greeting=GREETING,
+        user_turns=[UserTurn("Mail me at jane.doe@example.com please", at=1.2, duration=0.8)],
+        llm_replies=[
+            LLMReply(tool_calls=(ToolCallStep("lookup_order", {"order_id": card}, "call_1"),)),
+            LLMReply("Done."),
+        ],
+    )
+    run = ObservedRun(script)
+    roark_server.set_faults(error_rate=1.0)  # keep everything in the spool for a look
+    asyncio.run(run.run())
+    # every text file of the spool (the PCM chunks hold audio, where any byte pattern occurs)
+    on_disk = b"".join(
+        p.read_bytes() for p in spool.rglob("*") if p.is_file() and p.suffix != ".pcm"
+    )
+    assert b"[EMAIL]" in on_disk and b"[CARD]" in on_disk
+    assert b"jane.doe@example.com" not in on_disk
+    assert card.encode() not in on_disk and b"4111" not in on_disk
+
+    roark_server.clear_faults()
+    received = roark_server.wait_for_call(run.room_sid, timeout=30)
+    assert received.transcript[1]["content"] == "Mail me at [EMAIL] please"
+    call, result = received.tool_calls
+    assert call["arguments"] == '{"order_id": "[CARD]"}'
+    assert "[CARD]" in result["content"] and "4111" not in result["content"]
+
+
+def test_spool_cap_drops_the_oldest_whole_calls(
+    roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    roark_server.revoke_key()  # nothing leaves: the spool only grows
+    settings = resolve(
+        {
+            "api_key": roark_server.api_key,
+            "base_url": roark_server.base_url,
+            "spool_dir": tmp_path / "capped",
+            "spool_max_bytes": 4 * 1024 * 1024,
+        },
+        env={},
+    )
+    worker = Worker(settings)
+    try:
+        calls = []
+        for n in range(3):  # each about 2.9 MB of recording
+            call = SyntheticCall(worker, f"RM_cap_{n}", t0=time.time() - 30)
+            call.feed(30.0)
+            call.end()
+            calls.append(call)
+            _wait(
+                lambda c=call: (tmp_path / "capped" / c.key / "zzz-ended.json").exists(),
+                20,
+                "call not spooled",
+            )
+        _wait(lambda: calls[0].done.done() and calls[1].done.done(), 20, "cap not enforced")
+        assert calls[0].done.result() is False and calls[1].done.result() is False
+        left = [p.name for p in (tmp_path / "capped").iterdir() if not p.name.startswith(".")]
+        assert left == [calls[2].key]
+        assert "dropped undelivered call RM_cap_0" in caplog.text
+    finally:
+        worker.stop(1.0)
+
+
+def test_a_torn_record_line_is_never_sent(tmp_path: Path) -> None:
+    spool = CallSpool(tmp_path, "k")
+    spool.create()
+    spool.append_record({"bucket": "transcript", "record": {"content": "whole"}})
+    with open(tmp_path / "k" / "records.jsonl", "ab") as fh:
+        fh.write(b'{"bucket": "transcript", "record": {"content": "to')
+    assert spool.read_records() == [{"bucket": "transcript", "record": {"content": "whole"}}]
+    spool.remove()
