@@ -116,7 +116,6 @@ class Transport:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(2, pool), max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        session.max_redirects = 0
         return session
 
     def close(self) -> None:

@@ -39,8 +39,15 @@ def short_script(question: str = QUESTION, **overrides: Any) -> CallScript:
 class ObservedRun:
     """One scripted call under ``@roark.observe``; keeps what the test needs to check."""
 
-    def __init__(self, script: CallScript | None = None, **observe_kwargs: Any) -> None:
+    def __init__(
+        self,
+        script: CallScript | None = None,
+        *,
+        start_kwargs: dict[str, Any] | None = None,
+        **observe_kwargs: Any,
+    ) -> None:
         self.script = script or short_script()
+        self.start_kwargs = start_kwargs or {}
         self.call = ScriptedCall(self.script)
         self.observe_kwargs = {"agent_id": "test-agent", **observe_kwargs}
         self.session_started_at: float | None = None
@@ -50,7 +57,7 @@ class ObservedRun:
     async def entrypoint(self, ctx: JobContext) -> None:
         session = self.call.build_session()
         self.session_started_at = time.time()
-        await session.start(agent=SupportAgent(greeting=self.script.greeting))
+        await session.start(agent=SupportAgent(greeting=self.script.greeting), **self.start_kwargs)
 
     async def run(self, *, decorate: bool = True, job_id: str = "job-test") -> JobContext:
         entry = (

@@ -180,3 +180,20 @@ def test_capture_audio_off_sends_no_recording(roark_server: LocalRoark) -> None:
     assert [t["content"] for t in received.transcript] == [GREETING, QUESTION, ANSWER]
     offsets = [t["audioOffsetMs"] for t in received.transcript]
     assert offsets == sorted(offsets) and offsets[1] > 1000
+
+
+def test_works_beside_livekits_own_recorder(roark_server: LocalRoark) -> None:
+    run = ObservedRun(start_kwargs={"record": True})
+    asyncio.run(run.run())
+    session = run.call.session
+    assert session is not None
+    received = roark_server.wait_for_call(run.room_sid, timeout=20)
+    assert [t["content"] for t in received.transcript] == [GREETING, QUESTION, ANSWER]
+    from .audio_checks import active_runs
+
+    rate = received.sample_rate
+    assert len(active_runs(received.recording[:, 0], rate)) == 1
+    assert len(active_runs(received.recording[:, 1], rate)) == 2
+    # LiveKit's recorder wrapped roark's taps and wrote its own file as usual
+    recorded = run.ctx.session_directory / "audio.ogg"
+    assert recorded.exists() and recorded.stat().st_size > 1000

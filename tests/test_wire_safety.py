@@ -1,0 +1,153 @@
+"""What goes on the wire is safe: no key where it does not belong, clean text, finite numbers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from roark import handoff as h
+from roark.assembler import TRUNCATION_MARKER, metric_record, tool_arguments, tool_text
+from roark.config import resolve
+from roark.testing import LocalRoark
+from roark.transport import RejectedError, Transport
+from roark.worker import Worker
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers every request with a redirect to ``target`` and remembers what it got."""
+
+    target = ""
+    seen: list[dict[str, str]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        type(self).seen.append(dict(self.headers))
+        if self.target:
+            self.send_response(307)
+            self.send_header("Location", self.target + self.path)
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_POST = do_PUT = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirecting() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    class Elsewhere(_Recorder):
+        target = ""
+        seen: list[dict[str, str]] = []
+
+    elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirector(_Recorder):
+        target = f"http://127.0.0.1:{elsewhere.server_address[1]}"
+        seen: list[dict[str, str]] = []
+
+    redirector = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    for server in (elsewhere, redirector):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{redirector.server_address[1]}", Elsewhere.seen
+    finally:
+        for server in (elsewhere, redirector):
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_redirect_is_never_followed_with_the_key(
+    redirecting: tuple[str, list[dict[str, str]]], tmp_path: Path
+) -> None:
+    base_url, elsewhere_seen = redirecting
+    settings = resolve({"api_key": "sk-secret-key", "base_url": base_url}, env={})
+    transport = Transport(settings, threading.Event())
+    with pytest.raises(RejectedError, match="redirect"):
+        transport.send_event({"event": "call-started"}, deadline=time.monotonic() + 5)
+    assert elsewhere_seen == []
+    transport.close()
+
+
+def test_the_key_never_reaches_logs_or_reprs(
+    roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = roark_server.api_key
+    settings = resolve(
+        {"api_key": key, "base_url": roark_server.base_url, "spool_dir": tmp_path / "s"}, env={}
+    )
+    roark_server.set_faults(error_rate=0.5, drop_rate=0.2, seed=3)
+    with caplog.at_level(logging.DEBUG):
+        worker = Worker(settings)
+        try:
+            key_ = worker.new_call_key()
+            call, done = worker.open_call(key_)
+            worker.handoff.put(
+                call,
+                h.Begin(
+                    at=time.time(),
+                    started={"agentId": "a", "isTest": True},
+                    sample_rate=None,
+                    call_id="RM_secret",
+                ),
+            )
+            worker.handoff.put(call, h.End(at=time.time(), reason="agent-ended"))
+            assert done.result(timeout=30) is True
+        finally:
+            worker.stop(1.0)
+    assert key not in caplog.text
+    assert key not in repr(settings) and key not in repr(worker.transport)
+    assert roark_server.wait_for_call("RM_secret", timeout=5).ended is not None
+
+
+def test_tool_text_is_clean_and_bounded() -> None:
+    assert tool_text("ok\x00\x07 fine\nnext\tcol", 100) == "ok fine\nnext\tcol"
+    assert tool_text({"a": 1, "b": [1.5, None]}, 100) == '{"a": 1, "b": [1.5, null]}'
+    assert tool_text(42, 100) == "42"
+    assert tool_text(float("nan"), 100) == "nan"
+    long = tool_text("y" * 1000, 300)
+    assert len(long) == 300 and long.endswith(TRUNCATION_MARKER)
+
+
+def test_tool_arguments_are_always_valid_json() -> None:
+    same = tool_arguments('{"order_id": "4217"}', 100, lambda t: t)
+    assert same == '{"order_id": "4217"}'
+    broken = tool_arguments('{"order_id": ', 100, lambda t: t)
+    assert json.loads(broken) == '{"order_id": '
+    cut = tool_arguments(json.dumps({"blob": "z" * 5000}), 300, lambda t: t)
+    assert json.loads(cut).endswith(TRUNCATION_MARKER)
+
+
+def test_metric_records_drop_non_finite_values() -> None:
+    record = metric_record(
+        "llm",
+        "2026-01-01T00:00:00.000Z",
+        10,
+        {
+            "ttft": float("nan"),
+            "duration": float("inf"),
+            "prompt_tokens": 5,
+            "streamed": True,
+            "model_name": "gpt",
+            "cancelled": False,
+            "odd_delay": 0.25,
+        },
+    )
+    assert record == {
+        "kind": "llm",
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "audioOffsetMs": 10,
+        "promptTokens": 5,
+        "streamed": True,
+        "extra": {"modelName": "gpt", "cancelled": False, "oddDelay": 0.25},
+    }
