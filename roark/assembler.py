@@ -127,9 +127,11 @@ class CallAssembler:
             logger.exception("the redact callable failed; the text is withheld")
             return "[REDACTED]"
 
-    def _record(self, bucket: list[dict], record: dict) -> None:
-        bucket.append(record)
-        self.spool.append_record({"bucket": _bucket_name(bucket, self), "record": record})
+    def _record(self, bucket: str, record: dict) -> None:
+        {"transcript": self.transcript, "tools": self.tools, "metrics": self.metrics}[
+            bucket
+        ].append(record)
+        self.spool.append_record({"bucket": bucket, "record": record})
 
     # -- items ---------------------------------------------------------------------------
 
@@ -152,7 +154,7 @@ class CallAssembler:
             self._tools(item)
         elif isinstance(item, h.Metric):
             self._record(
-                self.metrics,
+                "metrics",
                 metric_record(item.kind, wire.iso(item.at), self._offset(item.at), item.fields),
             )
         elif isinstance(item, h.Usage):
@@ -230,13 +232,13 @@ class CallAssembler:
             entry["interrupted"] = item.interrupted
         if item.language:
             entry["language"] = item.language
-        self._record(self.transcript, entry)
+        self._record("transcript", entry)
 
     def _tools(self, item: h.Tools) -> None:
         limit = self.settings.max_tool_text_chars
         for call_id, name, arguments, at in item.calls:
             self._record(
-                self.tools,
+                "tools",
                 {
                     "kind": "tool_call",
                     "toolCallId": call_id,
@@ -248,7 +250,7 @@ class CallAssembler:
             )
         for call_id, output, is_error, at in item.outputs:
             self._record(
-                self.tools,
+                "tools",
                 {
                     "kind": "tool_result",
                     "toolCallId": call_id,
@@ -285,14 +287,6 @@ class CallAssembler:
             chunks=self.recording.chunks if self.recording else 0,
         )
         self._on_item(self, self.spool.put("ended", _json(body)))
-
-
-def _bucket_name(bucket: list[dict], call: CallAssembler) -> str:
-    if bucket is call.transcript:
-        return "transcript"
-    if bucket is call.tools:
-        return "tools"
-    return "metrics"
 
 
 def _json(body: dict[str, Any]) -> bytes:

@@ -98,6 +98,8 @@ class Call:
         return self._ended_at is not None
 
     def _post(self, item: h.Item) -> None:
+        if self._ended_at is not None and isinstance(item, h.AUDIO_ITEMS):
+            return  # the taps outlive the call in the chain; their audio is no longer needed
         self._worker.handoff.put(self._assembler, item, self._drops)
 
     # -- start -----------------------------------------------------------------------------

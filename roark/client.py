@@ -98,6 +98,10 @@ def install(settings: Settings) -> Client:
         _install_process_hooks()
     if old is not None:
         old.shutdown(timeout=min(2.0, old.settings.shutdown_timeout))
+    if new.active:
+        from .observe import _install_start_hook
+
+        _install_start_hook()
     return new
 
 

@@ -94,7 +94,17 @@ class End:
     reason: str
 
 
-Item = Union[Begin, CallId, Message, Tools, Metric, Usage, InputFrame, OutputFrame, Playback, End]
+@dataclass(slots=True)
+class Barrier:
+    """Set once the processor has handled everything put before it (for ``flush``)."""
+
+    passed: threading.Event
+
+
+Item = Union[
+    Begin, CallId, Message, Tools, Metric, Usage, InputFrame, OutputFrame, Playback, End, Barrier
+]
+AUDIO_ITEMS = (InputFrame, OutputFrame, Playback)
 
 
 @dataclass

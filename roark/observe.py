@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
 import json
 import logging
+import types
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -25,6 +27,9 @@ _current_job: contextvars.ContextVar[_ObservedJob | None] = contextvars.ContextV
 )
 _jobs_by_ctx: weakref.WeakKeyDictionary[Any, _ObservedJob] = weakref.WeakKeyDictionary()
 _sessions: weakref.WeakKeyDictionary[Any, _ObservedJob] = weakref.WeakKeyDictionary()
+# the undecorated entrypoints' code: LiveKit's rtc_session() registers the function it is
+# given, so with @observe above it the server runs the bare function, found by its code
+_observed_code: dict[types.CodeType, CallOptions] = {}
 
 
 class _ObservedJob:
@@ -94,7 +99,7 @@ def _install_start_hook() -> None:
     @functools.wraps(original)
     async def start(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            job = _sessions.pop(self, None) or _current_job.get()
+            job = _sessions.pop(self, None) or _current_job.get() or _job_of_running_entrypoint()
             if job is not None:
                 job.start_call(self)
         except Exception:
@@ -103,6 +108,34 @@ def _install_start_hook() -> None:
 
     start._roark_hook = True  # type: ignore[attr-defined]
     AgentSession.start = start  # type: ignore[method-assign]
+
+
+def _job_of_running_entrypoint() -> _ObservedJob | None:
+    """The job whose observed entrypoint (run undecorated) is awaiting this start()."""
+    if not _observed_code:
+        return None
+    task = asyncio.current_task()
+    coro: Any = task.get_coro() if task is not None else None
+    for _ in range(64):  # the await chain from the task's root down to this start()
+        if coro is None:
+            return None
+        options = _observed_code.get(getattr(coro, "cr_code", None))  # type: ignore[arg-type]
+        if options is not None:
+            break
+        coro = getattr(coro, "cr_await", None)
+    else:
+        return None
+    if options is None:
+        return None
+    from livekit.agents import get_job_context
+
+    ctx = get_job_context(required=False)
+    job = _jobs_by_ctx.get(ctx) if ctx is not None else None
+    if job is None:
+        job = _ObservedJob(ctx, options)
+        if ctx is not None:
+            _jobs_by_ctx[ctx] = job
+    return job
 
 
 def _options(
@@ -162,7 +195,8 @@ def observe(
 
     The first ``AgentSession`` started inside the decorated entrypoint is the call: its
     transcript, tool calls, metrics and stereo recording reach Roark. Extra keyword arguments
-    are sent as the call's metadata. Apply it below ``@server.rtc_session()``.
+    are sent as the call's metadata. It stacks with ``@server.rtc_session()`` in either
+    order (below it is best: then sessions started in tasks the entrypoint spawns count too).
 
     Example::
 
@@ -186,6 +220,12 @@ def observe(
     def decorate(fn: F) -> F:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("roark.observe decorates an async entrypoint (async def ...)")
+        code = getattr(fn, "__code__", None)
+        if isinstance(code, types.CodeType):
+            _observed_code[code] = options
+        client = get_client()
+        if client is not None and client.active:
+            _install_start_hook()
 
         @functools.wraps(fn)
         async def observed(ctx: Any, *args: Any, **kwargs: Any) -> Any:

@@ -133,27 +133,22 @@ class Worker:
             return [o.done for o in self._outboxes.values()]
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every call that has ended is delivered; True when all were."""
+        """Wait until every call that has ended is delivered; True when all were.
+
+        Calls still going on are not waited for.
+        """
         deadline = time.monotonic() + timeout
-        self.handoff.wake()
-        while True:
-            with self._lock:
-                waiting = [o.done for o in self._outboxes.values() if o.ended_queued]
-                unprocessed = any(not o.ended_queued for o in self._outboxes.values())
-            left = deadline - time.monotonic()
-            if not waiting and not unprocessed:
-                return True
-            if left <= 0:
-                return False
-            if waiting:
-                concurrent.futures.wait(waiting, timeout=min(left, TICK))
-            else:
-                time.sleep(min(left, 0.05))
-            if not waiting and unprocessed:
-                # live calls that have not ended are not this flush's to wait for
-                with self._lock:
-                    if all(not o.ended_queued for o in self._outboxes.values()):
-                        return True
+        barrier = h.Barrier(threading.Event())
+        self.handoff.put(None, barrier)
+        # the processor has seen every End put before this flush once the barrier passed
+        if not barrier.passed.wait(timeout):
+            return False
+        with self._lock:
+            waiting = [o.done for o in self._outboxes.values() if o.ended_queued]
+        _, not_done = concurrent.futures.wait(
+            waiting, timeout=max(0.0, deadline - time.monotonic())
+        )
+        return not not_done
 
     def stop(self, timeout: float) -> None:
         """Deliver what can be within ``timeout``, then stop; undelivered calls stay spooled."""
@@ -197,7 +192,9 @@ class Worker:
         while not self._closing.is_set():
             envelope = self.handoff.get(timeout=TICK)
             now = time.time()
-            if envelope is not None:
+            if envelope is not None and isinstance(envelope.item, h.Barrier):
+                envelope.item.passed.set()
+            elif envelope is not None:
                 call: CallAssembler = envelope.call
                 try:
                     if not call.ended:

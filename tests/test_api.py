@@ -62,6 +62,19 @@ def test_stacks_with_agent_server_rtc_session(roark_server: LocalRoark) -> None:
     assert [t["content"] for t in received.transcript] == [GREETING, QUESTION, ANSWER]
 
 
+def test_stacks_above_agent_server_rtc_session_too(roark_server: LocalRoark) -> None:
+    # rtc_session() registers the bare function; roark finds it running all the same
+    run = ObservedRun()
+    server = AgentServer()
+    bare = server.rtc_session(agent_name="support")(run.entrypoint)
+    roark.observe(agent_id="above-agent")(bare)
+    asyncio.run(run_job(bare, call=run.call, timeout=60))
+    received = roark_server.wait_for_call(timeout=20)
+    assert received.started["agentId"] == "above-agent"
+    assert [t["content"] for t in received.transcript] == [GREETING, QUESTION, ANSWER]
+    assert received.reason == "job-shutdown"
+
+
 def _assert_untouched(call: ScriptedCall) -> None:
     session = call.session
     assert session is not None

@@ -208,6 +208,10 @@ def test_metrics_collected(outcomes: dict[str, Outcome]) -> None:
     assert out.metrics_of(metrics.VADMetrics)
 
 
+@pytest.mark.skipif(
+    "metrics" not in llm.ChatMessage.model_fields,
+    reason="this livekit-agents has no ChatMessage.metrics (speaking times)",
+)
 def test_chat_message_speaking_times(outcomes: dict[str, Outcome]) -> None:
     out = outcomes["main"]
     users = [m for m in out.messages() if m.role == "user"]
@@ -251,8 +255,11 @@ def test_job_runs_like_livekit(outcomes: dict[str, Outcome]) -> None:
     assert out.ctx.job.id == "job-test"
     assert out.ctx.job.room.name == "test-room"
     assert out.ctx.room.name == "test-room"
-    # the primary session is closed before the shutdown callbacks run, with the reason
-    assert out.shutdown == [("room deleted", True)]
+    # LiveKit's runner closes the primary session before the shutdown callbacks run; 1.x
+    # releases without a primary session close it from a shutdown callback of its own,
+    # concurrently with (here: after) the user's
+    closes_first = hasattr(out.ctx, "_primary_agent_session")
+    assert out.shutdown == [("room deleted", closes_first)]
     assert len(out.of("close")) == 1
 
 
@@ -340,8 +347,9 @@ def test_llm_streams_replies_then_falls_back() -> None:
         assert [(tc.name, json.loads(tc.arguments), tc.call_id) for tc in calls] == [
             ("f", {"a": 1}, "c1")
         ]
-        fallback = await model.chat(chat_ctx=llm.ChatContext.empty()).collect()
-        assert fallback.text == "Okay."
+        async with model.chat(chat_ctx=llm.ChatContext.empty()) as stream:
+            fallback = [c.delta.content async for c in stream if c.delta and c.delta.content]
+        assert "".join(fallback) == "Okay."
         assert [(m.prompt_tokens, m.completion_tokens, m.total_tokens) for m in collected] == [
             (7, 3, 10),
             (7, 3, 10),

@@ -1278,6 +1278,15 @@ class ScriptedCall:
         await self.output.aclose()
 
 
+def _construct(cls: Callable[..., Any], **kwargs: Any) -> Any:
+    # LiveKit's job classes gained keyword arguments over 1.x releases; pass only the ones
+    # this version's constructor accepts
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return cls(**kwargs)
+
+
 @contextlib.contextmanager
 def _legacy_fake_job_context(*, room: rtc.Room, job_id: str) -> Iterator[JobContext]:
     # mirrors livekit.agents.testing.fake_job_context for 1.x releases that lack it
@@ -1285,7 +1294,8 @@ def _legacy_fake_job_context(*, room: rtc.Room, job_id: str) -> Iterator[JobCont
     from livekit.protocol import agent as agent_proto
     from livekit.protocol import models
 
-    info = lk_job.RunningJobInfo(
+    info = _construct(
+        lk_job.RunningJobInfo,
         accept_arguments=lk_job.JobAcceptArguments(identity="fake-agent", name="", metadata=""),
         job=agent_proto.Job(
             id=job_id,
@@ -1295,18 +1305,22 @@ def _legacy_fake_job_context(*, room: rtc.Room, job_id: str) -> Iterator[JobCont
         url="",
         token="",
         worker_id="fake",
-        fake_job=True,
+        fake_job=True,  # newer 1.x only
     )
-    proc = lk_job.JobProcess(
-        executor_type=lk_job.JobExecutorType.THREAD, user_arguments=None, http_proxy=None
+    proc = _construct(
+        lk_job.JobProcess,
+        executor_type=lk_job.JobExecutorType.THREAD,
+        user_arguments=None,
+        http_proxy=None,
     )
-    ctx = lk_job.JobContext(
+    ctx = _construct(
+        lk_job.JobContext,
         proc=proc,
         info=info,
         room=room,
         on_connect=lambda: None,
         on_shutdown=lambda _reason: None,
-        inference_executor=None,  # type: ignore[arg-type]
+        inference_executor=None,
     )
     ctx._connected = True  # type: ignore[attr-defined]
     token = lk_job._JobContextVar.set(ctx)

@@ -167,9 +167,15 @@ def threads_cpu(native_ids: Sequence[int]) -> float | None:
     return total
 
 
-def named_threads_cpu(prefix: str) -> float | None:
-    ids = [t.native_id for t in threading.enumerate() if t.name.startswith(prefix) and t.native_id]
-    return threads_cpu(ids) if ids else None
+def named_threads_cpu(prefix: str) -> dict[str, float]:
+    """CPU seconds of each live thread whose name starts with ``prefix``, by name."""
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.name.startswith(prefix) and thread.native_id:
+            cpu = threads_cpu([thread.native_id])
+            if cpu is not None:
+                out[thread.name] = cpu
+    return out
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -460,6 +466,7 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
     gc.collect()
     rss_before = vm_mb("VmRSS")
     loop_cpu0 = threads_cpu([loop_thread])
+    roark_cpu0 = named_threads_cpu("roark-")
     probe.start()
     if sampler is not None:
         sampler.start()
@@ -471,6 +478,9 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
 
     cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
     loop_cpu1 = threads_cpu([loop_thread])
+    roark_cpu = {
+        name: cpu - roark_cpu0.get(name, 0.0) for name, cpu in named_threads_cpu("roark-").items()
+    }
     lag = await probe.stop()
     rss_samples = await sampler.stop() if sampler is not None else None
     first = [o["first_audio_s"] for o in outcomes if o["first_audio_s"] is not None]
@@ -485,8 +495,9 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
         "loop_thread_cpu_s": (
             loop_cpu1 - loop_cpu0 if loop_cpu0 is not None and loop_cpu1 is not None else None
         ),
-        # roark's worker threads (processor, senders), still alive before shutdown
-        "roark_threads_cpu_s": named_threads_cpu("roark-"),
+        # roark's worker threads (processor, senders) during the calls
+        "roark_threads_cpu_s": sum(roark_cpu.values()) if roark_cpu else None,
+        "roark_threads_cpu_by_thread": roark_cpu,
         "lag_ms": lag,
         "rss_mb": {"before": rss_before, "peak": vm_mb("VmHWM"), "end": vm_mb("VmRSS")},
         "first_audio_s": _spread(first),
@@ -545,7 +556,7 @@ def run_long_accelerated(spec: ChildSpec, base_url: str, api_key: str, folder: P
             samples.append((round(upto / 60.0, 3), vm_mb("VmRSS")))
         recording = call.assembler.recording
         high_water = recording.high_water if recording is not None else None
-        roark_cpu = named_threads_cpu("roark-")
+        roark_threads = named_threads_cpu("roark-")
         call.end()
         ok = call.done.result(timeout=120)
         cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
@@ -558,7 +569,8 @@ def run_long_accelerated(spec: ChildSpec, base_url: str, api_key: str, folder: P
         "minutes": minutes,
         "wall_s": wall,
         "cpu_s": cpu,
-        "roark_threads_cpu_s": roark_cpu,
+        "roark_threads_cpu_s": sum(roark_threads.values()) if roark_threads else None,
+        "roark_threads_cpu_by_thread": roark_threads,
         "rss_mb": {
             "start": rss_start,
             "after_first_minute": after_first,
@@ -771,12 +783,23 @@ def run_all(opts: Options) -> JSON:
             r.get("livekit_agents") for r in entry["runs"].values() if r.get("livekit_agents")
         }
         entry["livekit_agents"] = sorted(versions)[0] if len(versions) == 1 else sorted(versions)
-        failures = [
-            r.get("failed") or (r.get("errors") or [None])[0] for r in entry["runs"].values()
-        ]
-        failures = [f for f in failures if f]
-        if failures:
-            entry["failure"] = failures[0]
+        notes = []
+        for bucket in ("runs", "hang"):
+            for n_key, run in entry[bucket].items():
+                first = run.get("failed") or (run.get("errors") or [None])[0]
+                if first:
+                    where = f"N={n_key}{' (hung Roark)' if bucket == 'hang' else ''}"
+                    notes.append(f"{where}: {first}")
+                    # the observer's own exceptions are logged, not raised: show the first
+                    errors = [
+                        line.strip()
+                        for line in run.get("log_tail", "").splitlines()
+                        if not line.startswith(("Traceback", " ")) and "Error" in line
+                    ]
+                    if errors:
+                        notes.append(f"{where}: log: {errors[0]}")
+        if notes:
+            entry["failures"] = notes
     results["machine"]["load_average_end"] = os.getloadavg()
     derive(results, opts)
     return results
@@ -1045,6 +1068,15 @@ def render(results: JSON) -> str:
                 f"AgentSession): RSS at 10 s {_fmt(rss.get('start'), 1)} MB, at 1 min "
                 f"{_fmt(rss.get('after_first_minute'), 1)} MB, end {_fmt(rss.get('end'), 1)} MB"
             )
+    notes = [
+        f"  {config}: {note}"
+        for config, entry in results["configs"].items()
+        for note in entry.get("failures", [])[:4]
+    ]
+    if notes:
+        lines.append("")
+        lines.append("Failures (figures of a configuration with failed calls are not comparable):")
+        lines.extend(notes)
     targets = results.get("targets") or {}
     if targets:
         lines.append("")
