@@ -61,6 +61,13 @@ class UserAudioTap(io.AudioInput):
             logger.debug("user audio tap failed on a frame", exc_info=True)
         return frame
 
+    # LiveKit 1.2's AudioInput.on_attached/on_detached call themselves, not the source's
+    def on_attached(self) -> None:
+        self._roark_source.on_attached()
+
+    def on_detached(self) -> None:
+        self._roark_source.on_detached()
+
     def __getattr__(self, name: str) -> Any:
         return _forward_getattr(self, "_roark_source", name)
 

@@ -92,7 +92,7 @@ class SessionHooks:
         if role is None or getattr(item, "type", None) != "message":
             return
         text = item.text_content or ""
-        metrics = dict(item.metrics or {})
+        metrics = dict(getattr(item, "metrics", None) or {})  # ChatMessage.metrics: 1.3+
         created = float(getattr(item, "created_at", None) or time.time())
         started = metrics.get("started_speaking_at") or created
         stopped = metrics.get("stopped_speaking_at") or started
