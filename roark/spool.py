@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,10 +97,19 @@ class CallSpool:
         self._lock_fd = lock_fd
         self._records: list[bytes] = []  # memory mode only
         self._meta: dict[str, Any] = {}
+        self._memory_only = self.dir is None
 
     @property
     def durable(self) -> bool:
-        return self.dir is not None
+        return not self._memory_only
+
+    def _disk_failed(self, exc: OSError) -> None:
+        # a full or vanished disk must not lose the call: what follows stays in memory
+        if not self._memory_only:
+            logger.warning(
+                "cannot write the spool of call %s (%s): keeping it in memory", self.key, exc
+            )
+        self._memory_only = True
 
     def create(self) -> None:
         if self.dir is None:
@@ -125,14 +133,17 @@ class CallSpool:
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         self._meta = dict(meta)
-        if self.dir is not None:
-            _atomic_write(self.dir / META, json.dumps(meta).encode())
+        if self.durable and self.dir is not None:
+            try:
+                _atomic_write(self.dir / META, json.dumps(meta).encode())
+            except OSError as exc:
+                self._disk_failed(exc)
 
     def update_meta(self, **changes: Any) -> None:
         self.write_meta({**self._meta, **changes})
 
     def read_meta(self) -> dict[str, Any]:
-        if self.dir is None:
+        if self.dir is None or self._meta:
             return self._meta
         try:
             return json.loads((self.dir / META).read_text())
@@ -141,20 +152,22 @@ class CallSpool:
 
     def append_record(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, allow_nan=False).encode() + b"\n"
-        if self.dir is None:
-            self._records.append(line)
-            return
-        with open(self.dir / RECORDS, "ab") as fh:
-            fh.write(line)
+        if self.durable and self.dir is not None:
+            try:
+                with open(self.dir / RECORDS, "ab") as fh:
+                    fh.write(line)
+                return
+            except OSError as exc:
+                self._disk_failed(exc)
+        self._records.append(line)
 
     def read_records(self) -> list[dict[str, Any]]:
-        if self.dir is None:
-            lines = self._records
-        else:
+        lines = list(self._records)
+        if self.dir is not None:
             try:
-                lines = (self.dir / RECORDS).read_bytes().split(b"\n")
+                lines = (self.dir / RECORDS).read_bytes().split(b"\n") + lines
             except OSError:
-                return []
+                pass
         records = []
         for line in lines:
             try:
@@ -165,11 +178,14 @@ class CallSpool:
 
     def put(self, kind: str, data: bytes, index: int = -1) -> Item:
         name = {"started": STARTED, "ended": ENDED}.get(kind) or chunk_name(index)
-        if self.dir is None:
-            return Item(kind, index, data=data)
-        path = self.dir / name
-        _atomic_write(path, data)
-        return Item(kind, index, path=path)
+        if self.durable and self.dir is not None:
+            path = self.dir / name
+            try:
+                _atomic_write(path, data)
+                return Item(kind, index, path=path)
+            except OSError as exc:
+                self._disk_failed(exc)
+        return Item(kind, index, data=data)
 
     def pending(self) -> list[Item]:
         """What a recovered folder still holds, in sending order."""
@@ -217,7 +233,6 @@ class Spool:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.root: Path | None = root
-        self._lock = threading.Lock()
         try:
             root.mkdir(parents=True, exist_ok=True)
             probe = root / f".probe.{os.getpid()}"

@@ -168,17 +168,20 @@ class Worker:
         self.transport.close()
 
     def after_fork_in_child(self) -> None:
-        """The parent's threads do not exist here and its calls are not ours: start clean."""
-        with self._lock:
-            for outbox in self._outboxes.values():
-                if outbox.spool is not None:
-                    outbox.spool.forget_lock()
-            self._outboxes.clear()
+        """The parent's threads do not exist here and its calls are not ours: start clean.
+
+        A lock some parent thread held at the fork stays held forever in the child, so every
+        lock is replaced before anything else, never acquired.
+        """
+        self._lock = threading.Lock()
+        for outbox in list(self._outboxes.values()):
+            if outbox.spool is not None:
+                outbox.spool.forget_lock()
+        self._outboxes.clear()
         self.handoff = h.HandOff()
         self._ready = queue.SimpleQueue()
         self._abort = threading.Event()
         self._closing = threading.Event()
-        self._lock = threading.Lock()
         self.transport = Transport(self.settings, self._abort)
         self.recovered = threading.Event()
         self._start_threads()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -240,3 +241,34 @@ def test_a_torn_record_line_is_never_sent(tmp_path: Path) -> None:
         fh.write(b'{"bucket": "transcript", "record": {"content": "to')
     assert spool.read_records() == [{"bucket": "transcript", "record": {"content": "whole"}}]
     spool.remove()
+
+
+def test_a_spool_folder_lost_mid_call_falls_back_to_memory(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    settings = resolve(
+        {
+            "api_key": roark_server.api_key,
+            "base_url": roark_server.base_url,
+            "spool_dir": tmp_path / "lost",
+        },
+        env={},
+    )
+    worker = Worker(settings)
+    try:
+        call = SyntheticCall(worker, "RM_lost_spool", t0=time.time() - 20)
+        call.feed(6.0)
+        folder = tmp_path / "lost" / call.key
+        _wait(lambda: (folder / "records.jsonl").exists(), 10, "nothing spooled")
+        shutil.rmtree(folder)  # a cleaner, a full disk: the folder is gone
+        call.feed(20.0)
+        call.end()
+        assert call.done.result(timeout=20) is True
+    finally:
+        worker.stop(1.0)
+    received = roark_server.wait_for_call("RM_lost_spool", timeout=10)
+    # turns every 6 s: three questions and answers in 20 s, the last ones after the loss
+    assert [t["content"] for t in received.transcript][-2:] == ["question 2", "answer 2"]
+    assert len(received.transcript) == 6
+    assert abs(received.duration_s - 20.0) < 0.05
+    assert sorted(set(received.chunk_puts)) == list(range(len(received.chunks)))
