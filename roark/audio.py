@@ -86,9 +86,21 @@ class AgentAudioTap(io.AudioOutput):
         self._capturing = False
         self._unfinished: deque[int] = deque()  # segments captured, not reported finished
         self._started: set[int] = set()
-        self.on("playback_started", self._on_started)
-        self.on("playback_progressed", self._on_progressed)
-        self.on("playback_finished", self._on_finished)
+
+    def emit(self, event: Any, *args: Any) -> None:
+        # every playback event passes here, also a cancellation LiveKit forwards without
+        # calling on_playback_finished; listening to our own events would cost a signature
+        # inspection per event in LiveKit's emitter
+        super().emit(event, *args)
+        try:
+            if event == "playback_started":
+                self._on_started(args[0])
+            elif event == "playback_progressed":
+                self._on_progressed(args[0])
+            elif event == "playback_finished":
+                self._on_finished(args[0])
+        except Exception:
+            logger.debug("agent audio tap failed on %s", event, exc_info=True)
 
     @property
     def sample_rate(self) -> int | None:

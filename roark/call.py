@@ -200,7 +200,7 @@ class Call:
             if session is not None:
                 self._hooks.detach(session)
                 remove_taps(session)
-            self._hooks.flush_usage()
+                self._hooks.flush_usage(session)
             if self._id_task is not None and not self._id_task.done():
                 self._id_task.cancel()
                 self._post(h.CallId(_text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())))

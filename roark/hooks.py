@@ -5,7 +5,6 @@ Every handler is wrapped so that nothing raised here reaches LiveKit's event emi
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -31,15 +30,16 @@ CLOSE_REASONS = {
 }
 
 
-def guarded(fn: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any) -> None:
+def guarded(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+    # LiveKit's emitter inspects each handler's signature on every emit: a plain one-argument
+    # function (no functools.wraps, no bound method) keeps that cheap
+    def handler(ev: Any) -> None:
         try:
-            fn(*args)
+            fn(ev)
         except Exception:
             logger.debug("roark hook %s failed", fn.__name__, exc_info=True)
 
-    return wrapper
+    return handler
 
 
 def _scalars(data: dict[str, Any], skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -64,11 +64,9 @@ class SessionHooks:
             "conversation_item_added": guarded(self.conversation_item_added),
             "function_tools_executed": guarded(self.function_tools_executed),
             "metrics_collected": guarded(self.metrics_collected),
-            "session_usage_updated": guarded(self.session_usage_updated),
             "error": guarded(self.error),
             "close": guarded(self.close),
         }
-        self._usage: Any = None
 
     def attach(self, session: Any) -> None:
         for event, handler in self._handlers.items():
@@ -133,10 +131,6 @@ class SessionHooks:
         fields = _scalars(metrics.model_dump())
         self._post(h.Metric(kind=kind.removesuffix("_metrics"), at=at, fields=fields))
 
-    def session_usage_updated(self, ev: Any) -> None:
-        # cumulative and frequent: keep the newest, read it once when the call ends
-        self._usage = ev.usage
-
     def error(self, ev: Any) -> None:
         err = ev.error
         fields = {
@@ -151,9 +145,12 @@ class SessionHooks:
         reason = getattr(ev.reason, "value", str(ev.reason))
         self._on_close(CLOSE_REASONS.get(reason, str(reason).replace("_", "-")))
 
-    def flush_usage(self) -> None:
-        usage, self._usage = self._usage, None
-        if usage is None:
+    def flush_usage(self, session: Any) -> None:
+        """Post the session's cumulative usage (read once, at the end: session_usage_updated
+        fires after every metric, and following it would cost more than it tells)."""
+        try:
+            usage = session.usage  # AgentSession.usage: livekit-agents 1.5+
+        except Exception:
             return
         models = []
         for model in getattr(usage, "model_usage", []) or []:

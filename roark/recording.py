@@ -24,32 +24,69 @@ logger = logging.getLogger("roark.recording")
 RESYNC_TOLERANCE = 0.1
 # a caller source silent this long (in processing time) is taken as really silent
 INPUT_STALL = 1.0
+# seconds of caller audio resampled in one go
+INPUT_BATCH = 0.5
 
 
-def to_mono(data: bytes, channels: int) -> np.ndarray:
-    """int16 interleaved PCM as mono float32 in [-1, 1)."""
+def mono_pcm(data: bytes, channels: int) -> np.ndarray:
+    """int16 interleaved PCM as mono int16."""
     pcm = np.frombuffer(data, dtype=np.int16)
     if channels > 1:
         pcm = pcm[: len(pcm) - len(pcm) % channels].reshape(-1, channels).mean(axis=1)
-    return pcm.astype(np.float32) / 32768.0
+        pcm = pcm.astype(np.int16)
+    return pcm
+
+
+class _Upsampler:
+    """Streaming linear interpolation, for a source slower than the recording.
+
+    Speech at 8 or 16 kHz has little energy near its Nyquist, so the images linear
+    interpolation leaves are faint; it costs a sixth of a call into LiveKit's native
+    resampler, which the caller's channel would pay all call long.
+    """
+
+    def __init__(self, source_rate: int, rate: int) -> None:
+        self._step = source_rate / rate
+        self._pos = 0.0  # where the next output sample falls, in input samples of the buffer
+        self._prev: np.ndarray | None = None
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        buf = x if self._prev is None else np.concatenate([self._prev, x])
+        if len(buf) < 2:
+            self._prev = buf
+            return np.zeros(0, dtype=np.float32)
+        last = len(buf) - 1
+        count = int(np.floor((last - self._pos) / self._step)) + 1
+        positions = self._pos + np.arange(count) * self._step
+        out = np.interp(positions, np.arange(len(buf)), buf).astype(np.float32)
+        self._pos = positions[-1] + self._step - last
+        self._prev = buf[-1:]
+        return out
+
+    def flush(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.float32)
 
 
 class _Resampler:
-    """Streaming mono resampling to the recording rate; the identity when rates match."""
+    """Streaming mono int16 to float32 at the recording rate; no resampling when rates match."""
 
     def __init__(self, source_rate: int, rate: int) -> None:
         self.source_rate = source_rate
+        self._up = _Upsampler(source_rate, rate) if source_rate < rate else None
         self._inner = (
-            None if source_rate == rate else rtc.AudioResampler(source_rate, rate, num_channels=1)
+            None if source_rate <= rate else rtc.AudioResampler(source_rate, rate, num_channels=1)
         )
 
-    def push(self, mono: np.ndarray) -> np.ndarray:
+    def push(self, pcm: np.ndarray) -> np.ndarray:
+        if self._up is not None:
+            return self._up.push(pcm.astype(np.float32) / 32768.0)
         if self._inner is None:
-            return mono
-        pcm = np.clip(mono * 32768.0, -32768, 32767).astype(np.int16)
+            return pcm.astype(np.float32) / 32768.0
         return _join(self._inner.push(bytearray(pcm.tobytes())))
 
     def flush(self) -> np.ndarray:
+        if self._up is not None:
+            return self._up.flush()
         if self._inner is None:
             return np.zeros(0, dtype=np.float32)
         return _join(self._inner.flush())
@@ -112,13 +149,13 @@ class _Segment:
 
     captured_at: float
     rate: int = 0
-    parts: list[np.ndarray] = field(default_factory=list)
+    parts: list[np.ndarray] = field(default_factory=list)  # mono int16
     started_at: float | None = None
     progressed: bool = False
 
     def audio(self) -> np.ndarray:
         if len(self.parts) != 1:
-            self.parts = [np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)]
+            self.parts = [np.concatenate(self.parts) if self.parts else np.zeros(0, np.int16)]
         return self.parts[0]
 
 
@@ -147,7 +184,13 @@ class Recording:
         # caller run state
         self._in_resampler: _Resampler | None = None
         self._run_start: float | None = None
-        self._run_samples = 0
+        self._run_samples = 0  # placed, at the recording rate
+        self._run_fed = 0  # handed in, at the source rate
+        # caller audio waiting for the resampler: one call per batch, not per 20 ms frame,
+        # as each call into LiveKit's native resampler has a fixed cost
+        self._in_batch: list[bytes] = []
+        self._in_batched = 0
+        self._in_channels = 1
         self._input_end = t0
         self._input_seen_at: float | None = None
         self._segments: dict[int, _Segment] = {}
@@ -163,27 +206,39 @@ class Recording:
     # -- caller ----------------------------------------------------------------------------
 
     def input_frame(self, at: float, data: bytes, rate: int, channels: int, now: float) -> None:
-        mono = to_mono(data, channels)
-        duration = len(mono) / rate
-        expected = (
-            None if self._run_start is None else self._run_start + self._run_samples / self.rate
-        )
+        samples = len(data) // (2 * channels)
+        resampler = self._in_resampler
+        expected = None if self._run_start is None else self._run_start + self._run_fed / rate
         if (
             expected is None
             or abs(at - expected) > RESYNC_TOLERANCE
-            or self._in_resampler is None
-            or self._in_resampler.source_rate != rate
+            or resampler is None
+            or resampler.source_rate != rate
+            or channels != self._in_channels
         ):
             self._end_input_run()
-            self._run_start, self._run_samples = at, 0
+            self._run_start, self._run_samples, self._run_fed = at, 0, 0
             self._in_resampler = _Resampler(rate, self.rate)
-        self._place_input(self._in_resampler.push(mono))
-        self._input_end = max(self._input_end, at + duration)
+            self._in_channels = channels
+        # raw bytes until the batch is resampled: one conversion per batch, not per frame
+        self._in_batch.append(data)
+        self._in_batched += samples
+        self._run_fed += samples
+        if self._in_batched >= rate * INPUT_BATCH:
+            self._resample_input()
+        self._input_end = max(self._input_end, at + samples / rate)
         self._input_seen_at = now
-        if self.sample_at(self._input_end) - self._cursor > self._chunk_frames:
+        if self.sample_at(self._input_end) - self._cursor > 2 * self._chunk_frames:
             # a chunk's worth is waiting: cut it now rather than at the next tick, so a
             # source delivering faster than real time does not pile audio up in memory
             self.tick(now)
+
+    def _resample_input(self) -> None:
+        if not self._in_batch or self._in_resampler is None:
+            return
+        batch = mono_pcm(b"".join(self._in_batch), self._in_channels)
+        self._in_batch, self._in_batched = [], 0
+        self._place_input(self._in_resampler.push(batch))
 
     def _place_input(self, samples: np.ndarray) -> None:
         assert self._run_start is not None
@@ -192,11 +247,13 @@ class Recording:
         self._run_samples += len(samples)
 
     def _end_input_run(self) -> None:
+        self._resample_input()
         if self._in_resampler is not None and self._run_start is not None:
             self._place_input(self._in_resampler.flush())
         self._in_resampler = None
         self._run_start = None
         self._run_samples = 0
+        self._run_fed = 0
 
     # -- agent -----------------------------------------------------------------------------
 
@@ -204,12 +261,13 @@ class Recording:
         seg = self._segments.get(segment)
         if seg is None:
             seg = self._segments[segment] = _Segment(captured_at=at, rate=rate)
+        mono = mono_pcm(data, channels)
         if rate != seg.rate and seg.parts:
             # a sink that changes rate mid-segment: keep the segment at its first rate
-            mono = _Resampler(rate, seg.rate).push(to_mono(data, channels))
+            resampled = _Resampler(rate, seg.rate).push(mono)
+            mono = np.clip(np.round(resampled * 32768.0), -32768, 32767).astype(np.int16)
         else:
             seg.rate = rate
-            mono = to_mono(data, channels)
         seg.parts.append(mono)
 
     def playback_started(self, segment: int, at: float) -> None:
@@ -242,10 +300,8 @@ class Recording:
         hi = min(len(audio), round((offset + dur) * seg.rate))
         if hi <= lo:
             return
-        piece = audio[lo:hi]
-        if seg.rate != self.rate:
-            resampler = _Resampler(seg.rate, self.rate)
-            piece = np.concatenate([resampler.push(piece), resampler.flush()])
+        resampler = _Resampler(seg.rate, self.rate)
+        piece = np.concatenate([resampler.push(audio[lo:hi]), resampler.flush()])
         self._tracks[1].place(self.sample_at(started_at), piece, self._cursor)
 
     # -- chunks ----------------------------------------------------------------------------
@@ -267,7 +323,11 @@ class Recording:
         return end
 
     def tick(self, now: float) -> None:
-        self._advance(self._settled(now))
+        self._resample_input()
+        end = self._settled(now)
+        # cut in whole chunks: fewer, larger numpy operations (finish() cuts the rest)
+        if end - self._cursor + self._pending_frames >= self._chunk_frames:
+            self._advance(end)
 
     def _advance(self, end: int) -> None:
         if end <= self._cursor:

@@ -98,6 +98,7 @@ class CallSpool:
         self._records: list[bytes] = []  # memory mode only
         self._meta: dict[str, Any] = {}
         self._memory_only = self.dir is None
+        self._records_file: Any = None  # kept open: a call appends a record per turn event
 
     @property
     def durable(self) -> bool:
@@ -122,6 +123,10 @@ class CallSpool:
 
     def release(self) -> None:
         """Drop the folder lock (the call stays spooled if anything is left in it)."""
+        if self._records_file is not None:
+            with contextlib.suppress(OSError):
+                self._records_file.close()
+            self._records_file = None
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._lock_fd)
@@ -154,8 +159,10 @@ class CallSpool:
         line = json.dumps(record, ensure_ascii=False, allow_nan=False).encode() + b"\n"
         if self.durable and self.dir is not None:
             try:
-                with open(self.dir / RECORDS, "ab") as fh:
-                    fh.write(line)
+                if self._records_file is None:
+                    # unbuffered: each record reaches the file at once, so a crash keeps it
+                    self._records_file = open(self.dir / RECORDS, "ab", buffering=0)  # noqa: SIM115
+                self._records_file.write(line)
                 return
             except OSError as exc:
                 self._disk_failed(exc)
@@ -210,6 +217,7 @@ class CallSpool:
     def remove(self) -> None:
         """Delete the folder once everything in it was delivered (or given up)."""
         if self.dir is not None:
+            # deleted while still locked, so no other process adopts a call already sent
             shutil.rmtree(self.dir, ignore_errors=True)
         self.release()
 

@@ -32,7 +32,9 @@ from .transport import AuthError, RejectedError, Transport
 
 logger = logging.getLogger("roark.worker")
 
-TICK = 0.2
+TICK = 0.5
+# how often the processor takes what the loop handed over (sooner for a call's end)
+DRAIN_INTERVAL = 0.25
 SPOOL_CHECK_INTERVAL = 5.0
 # a call whose sending failed for a whole retry window is tried again after this, doubling
 RESEND_AFTER = (2.0, 60.0)
@@ -193,11 +195,12 @@ class Worker:
         last_tick = time.time()
         last_spool_check = 0.0
         while not self._closing.is_set():
-            envelope = self.handoff.get(timeout=TICK)
+            batch = self.handoff.drain(DRAIN_INTERVAL)
             now = time.time()
-            if envelope is not None and isinstance(envelope.item, h.Barrier):
-                envelope.item.passed.set()
-            elif envelope is not None:
+            for envelope in batch:
+                if isinstance(envelope.item, h.Barrier):
+                    envelope.item.passed.set()
+                    continue
                 call: CallAssembler = envelope.call
                 try:
                     if not call.ended:
@@ -234,8 +237,9 @@ class Worker:
             outbox.items.append(item)
             if item.kind == "ended":
                 outbox.ended_queued = True
-        if item.kind == "chunk" and call.spool.durable:
-            call.spool.update_meta(chunks=item.index + 1)
+        if item.kind == "chunk" and item.index == 0 and call.spool.durable:
+            # for a recovery: the call has a recording (later chunks count from the files)
+            call.spool.update_meta(chunks=1)
         self._schedule(outbox)
 
     def _schedule(self, outbox: _Outbox) -> None:
@@ -457,8 +461,9 @@ class Worker:
             items.append(spool.put("ended", json.dumps(body, ensure_ascii=False).encode()))
         outbox = _Outbox(key=spool.key, spool=spool, call_id=call_id, ended_queued=True)
         outbox.items.extend(items)
-        # chunks already acknowledged before the crash count as sent
-        outbox.chunks_sent = int(meta.get("chunks") or 0) - sum(i.kind == "chunk" for i in items)
+        # chunks acknowledged before the crash were deleted: the first one left says how many
+        pending = [i.index for i in items if i.kind == "chunk"]
+        outbox.chunks_sent = min(pending) if pending else int(meta.get("chunks") or 0)
         with self._lock:
             self._outboxes[spool.key] = outbox
         logger.info("delivering call %s left behind by a process that stopped", call_id)

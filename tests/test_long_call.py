@@ -22,9 +22,11 @@ def _wait_caught_up(worker: Worker, call: SyntheticCall, timeout: float = 30.0) 
     while time.monotonic() < deadline:
         recording = call.assembler.recording
         if (
-            not worker.handoff._queue.qsize()
+            not worker.handoff.pending()
             and recording is not None
-            and recording._cursor >= recording.sample_at(call.t0 + call._fed) - 24000
+            # cut in whole chunks: at most one chunk (plus the last second) behind
+            and recording._cursor
+            >= recording.sample_at(call.t0 + call._fed) - recording._chunk_frames - 24000
         ):
             return
         time.sleep(0.01)

@@ -50,6 +50,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ("bare", "roark", "reference")
+# not run by default: roark observing everything but the audio, to split its cost
+EXTRA_CONFIGS = ("roark-noaudio",)
 REFERENCE_MODULE = "roark_analytics_python_livekit"
 AGENT_ID = "bench-support-bot"
 PROBE_INTERVAL = 0.005
@@ -61,8 +63,6 @@ TARGET_LAG_P99_MS = 0.5  # ms over bare
 TARGET_FIRST_AUDIO_NOISE_MS = 100.0  # "the same as bare within noise"
 TARGET_RSS_PER_CALL_MB = 5.0  # MB over bare per concurrent call
 TARGET_LONG_GROWTH_MB = 5.0  # MB of growth from minute 1 to the end of the long call
-
-logger = logging.getLogger("bench_calls")
 
 JSON = dict[str, Any]
 
@@ -204,6 +204,7 @@ class LagProbe:
     def __init__(self, interval: float = PROBE_INTERVAL) -> None:
         self.interval = interval
         self.lateness: list[float] = []
+        self.stalls: list[tuple[float, float]] = []  # (s since start, ms late) over 5 ms
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -211,10 +212,14 @@ class LagProbe:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="lag-probe")
 
     async def _run(self) -> None:
+        started = time.perf_counter()
         while not self._stopping:
             before = time.perf_counter()
             await asyncio.sleep(self.interval)
-            self.lateness.append(max(0.0, time.perf_counter() - before - self.interval))
+            late = max(0.0, time.perf_counter() - before - self.interval)
+            self.lateness.append(late)
+            if late * 1000 > STALL_MS and len(self.stalls) < 100:
+                self.stalls.append((round(before - started, 3), round(late * 1000, 2)))
 
     async def stop(self) -> JSON:
         self._stopping = True
@@ -227,6 +232,7 @@ class LagProbe:
             "max": max(ms, default=math.nan),
             "over_5ms": sum(1 for x in ms if x > STALL_MS),
             "samples": len(ms),
+            "stalls": self.stalls,
         }
 
 
@@ -288,6 +294,7 @@ class ChildSpec:
     rss_every: float = 0.0  # > 0: sample VmRSS during the calls (the real-time long call)
     long_minutes: float = 10.0
     warmup_seconds: float = 6.0  # 0: no warm-up call before the measured ones
+    stagger: float = TURN_PERIOD  # call i starts stagger * i / n seconds in; 0: lockstep
 
 
 class Observer:
@@ -300,7 +307,7 @@ class Observer:
 
     @property
     def version(self) -> str | None:
-        if self.config == "roark":
+        if self.config.startswith("roark"):
             import roark
 
             return roark.__version__
@@ -322,10 +329,12 @@ class Observer:
             await session.start(agent=call.make_agent())
 
         entry: Callable[[Any], Awaitable[None]] = body
-        if self.config == "roark":
+        if self.config.startswith("roark"):
             import roark
 
-            entry = roark.observe(agent_id=AGENT_ID, agent_name="Bench Bot")(body)
+            audio = self.config != "roark-noaudio"
+            observe = roark.observe(agent_id=AGENT_ID, agent_name="Bench Bot", capture_audio=audio)
+            entry = observe(body)
 
         async def timed(ctx: Any) -> None:
             _connect_room(ctx)
@@ -366,7 +375,7 @@ def _observer(spec: ChildSpec, folder: Path) -> Iterator[tuple[Observer, Any]]:
     with contextlib.ExitStack() as stack:
         server = None
         base_url, api_key = spec.base_url, spec.api_key
-        if spec.config == "roark":
+        if spec.config.startswith("roark"):
             import roark
 
             if base_url is None:
@@ -401,10 +410,15 @@ def delivered(server: Any, n: int, wait: float) -> JSON:
         with contextlib.suppress(TimeoutError):
             server.wait_for_calls(n, timeout=wait)
     calls = server.calls()
+    requests = server.requests_log
     return {
         "calls_ended": sum(1 for c in calls.values() if c.ended_count),
         "calls_seen": len(calls),
+        "chunks": sum(len(c.chunks) for c in calls.values()),
+        "requests": len(requests),
+        "rejected": sum(1 for r in requests if r.status is not None and r.status >= 400),
         "violations": len(server.violations),
+        "first_violation": (server.violations or [None])[0],
     }
 
 
@@ -472,14 +486,20 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
         sampler.start()
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
 
-    outcomes = await asyncio.gather(
-        *(_one_call(str(i), call, observer, timeout) for i, call in enumerate(calls))
-    )
+    async def staggered(index: int, call: Any) -> JSON:
+        # calls of a real worker do not start in lockstep: spread the starts over one turn
+        # period, so N identical scripts do not hit the loop with N replies at once
+        offset = spec.stagger * index / spec.n
+        if offset > 0:
+            await asyncio.sleep(offset)
+        return await _one_call(str(index), call, observer, timeout)
+
+    outcomes = await asyncio.gather(*(staggered(i, call) for i, call in enumerate(calls)))
 
     cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
     loop_cpu1 = threads_cpu([loop_thread])
     roark_cpu = {
-        name: cpu - roark_cpu0.get(name, 0.0) for name, cpu in named_threads_cpu("roark-").items()
+        name: used - roark_cpu0.get(name, 0.0) for name, used in named_threads_cpu("roark-").items()
     }
     lag = await probe.stop()
     rss_samples = await sampler.stop() if sampler is not None else None
@@ -518,14 +538,22 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
 
 
 def _wait_caught_up(worker: Any, call: Any, timeout: float = 60.0) -> None:
-    """Until the processor has taken every frame and cut the timeline up to the last one."""
+    """Until the processor has taken every frame and cut the timeline up to the last one.
+
+    Waiting longer than that would be dishonest the other way: roark takes a caller that
+    has sent nothing for a second of wall time as silent, and cuts the timeline up to now.
+    """
+    handoff = worker.handoff
+    pending = getattr(handoff, "pending", None) or handoff._queue.qsize
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         recording = call.assembler.recording
         if (
-            not worker.handoff._queue.qsize()
+            not pending()
             and recording is not None
-            and recording._cursor >= recording.sample_at(call.t0 + call._fed) - recording.rate
+            # cut in whole chunks: up to a chunk (plus the last second) behind the fed audio
+            and recording._cursor
+            >= recording.sample_at(call.t0 + call._fed) - recording._chunk_frames - recording.rate
         ):
             return
         # polled: the processor thread has no "caught up" signal to wait on
@@ -544,8 +572,16 @@ def run_long_accelerated(spec: ChildSpec, base_url: str, api_key: str, folder: P
     minutes = spec.long_minutes
     worker = Worker(settings)
     try:
+        if spec.warmup_seconds > 0:
+            # a short call first: the process's one-time set-up (HTTP pool, codecs, numpy
+            # buffers) is not the long call's growth
+            warm = SyntheticCall(worker, "RM_bench_warmup", t0=time.time() - spec.warmup_seconds)
+            warm.feed(spec.warmup_seconds)
+            warm.end()
+            warm.done.result(timeout=60)
         gc.collect()
         rss_start = vm_mb("VmRSS")
+        cpu_before = named_threads_cpu("roark-")
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
         call = SyntheticCall(worker, "RM_bench_long", t0=time.time() - minutes * 60)
         samples: list[tuple[float, float | None]] = [(0.0, rss_start)]
@@ -556,7 +592,12 @@ def run_long_accelerated(spec: ChildSpec, base_url: str, api_key: str, folder: P
             samples.append((round(upto / 60.0, 3), vm_mb("VmRSS")))
         recording = call.assembler.recording
         high_water = recording.high_water if recording is not None else None
-        roark_threads = named_threads_cpu("roark-")
+        # samples that reached the processor after their place was cut: a hole in the call
+        dropped = sum(t.dropped for t in recording._tracks) if recording is not None else None
+        roark_threads = {
+            name: used - cpu_before.get(name, 0.0)
+            for name, used in named_threads_cpu("roark-").items()
+        }
         call.end()
         ok = call.done.result(timeout=120)
         cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
@@ -583,6 +624,8 @@ def run_long_accelerated(spec: ChildSpec, base_url: str, api_key: str, folder: P
         ),
         "delivered": bool(ok),
         "chunks_sent": worker.stats.get("chunks"),
+        "dropped_samples_before_end": dropped,
+        "calls_total": 2 if spec.warmup_seconds > 0 else 1,
     }
 
 
@@ -643,6 +686,8 @@ class Options:
     server: str
     quick: bool
     warmup_seconds: float
+    stagger: float
+    repeat: int
 
 
 @contextlib.contextmanager
@@ -700,7 +745,7 @@ def _run_child(opts: Options, spec: ChildSpec, folder: Path, label: str) -> JSON
         spec.base_url, spec.api_key = server.base_url, server.api_key
         result = _spawn(opts, spec, folder, label)
         usable = "failed" not in result and "unavailable" not in result
-        if spec.config != "bare" and spec.kind == "calls" and usable:
+        if spec.config != "bare" and usable:
             wait = 0 if spec.hang else 10.0
             result["delivery"] = delivered(server, result.get("calls_total", spec.n), wait)
     return result
@@ -722,6 +767,8 @@ def _check_reference(python: str) -> str | None:
 
 
 def run_all(opts: Options) -> JSON:
+    # violations are counted in the results; the server's own warnings would flood the table
+    logging.getLogger("roark.testing.server").setLevel(logging.ERROR)
     results: JSON = {
         "machine": machine_info(),
         "settings": dataclasses.asdict(opts),
@@ -745,20 +792,25 @@ def run_all(opts: Options) -> JSON:
             (False, opts.call_seconds, "runs"),
             (True, opts.hang_call_seconds, "hang"),
         ):
-            for n in opts.ns:
-                for config in configs:
-                    spec = ChildSpec(
-                        kind="calls",
-                        config=config,
-                        n=n,
-                        call_seconds=seconds,
-                        hang=hang,
-                        shutdown_timeout=2.0 if hang else 8.0,
-                        warmup_seconds=opts.warmup_seconds,
-                    )
-                    label = f"{config}-n{n}{'-hang' if hang else ''}"
-                    run = _run_child(opts, spec, folder, label)
-                    results["configs"][config][bucket][str(n)] = run
+            repeats: dict[tuple[str, int], list[JSON]] = {}
+            for repeat in range(opts.repeat):
+                for n in opts.ns:
+                    for config in configs:
+                        spec = ChildSpec(
+                            kind="calls",
+                            config=config,
+                            n=n,
+                            call_seconds=seconds,
+                            hang=hang,
+                            shutdown_timeout=2.0 if hang else 8.0,
+                            warmup_seconds=opts.warmup_seconds,
+                            stagger=opts.stagger,
+                        )
+                        label = f"{config}-n{n}{'-hang' if hang else ''}-r{repeat}"
+                        run = _run_child(opts, spec, folder, label)
+                        repeats.setdefault((config, n), []).append(run)
+            for (config, n), runs in repeats.items():
+                results["configs"][config][bucket][str(n)] = _median_run(runs, hang)
         if opts.long_minutes > 0:
             if opts.long_realtime:
                 for config in configs:
@@ -769,12 +821,16 @@ def run_all(opts: Options) -> JSON:
                         call_seconds=opts.long_minutes * 60,
                         rss_every=10.0,
                         warmup_seconds=opts.warmup_seconds,
+                        stagger=opts.stagger,
                     )
                     run = _run_child(opts, spec, folder, f"{config}-long")
                     results["long_call"][config] = _long_realtime_summary(run)
             elif "roark" in configs:
                 spec = ChildSpec(
-                    kind="long-accelerated", config="roark", long_minutes=opts.long_minutes
+                    kind="long-accelerated",
+                    config="roark",
+                    long_minutes=opts.long_minutes,
+                    warmup_seconds=opts.warmup_seconds,
                 )
                 results["long_call"]["roark"] = _run_child(opts, spec, folder, "roark-long")
 
@@ -798,11 +854,41 @@ def run_all(opts: Options) -> JSON:
                     ]
                     if errors:
                         notes.append(f"{where}: log: {errors[0]}")
+                delivery = run.get("delivery")
+                if delivery and bucket == "runs":
+                    total = run.get("calls_total", run.get("n"))
+                    if delivery["calls_ended"] < (total or 0) or delivery["violations"]:
+                        notes.append(
+                            f"N={n_key}: the local Roark accepted {delivery['calls_ended']}/"
+                            f"{total} calls ({delivery['chunks']} audio chunks); first "
+                            f"violation: {str(delivery.get('first_violation'))[:300]}"
+                        )
         if notes:
             entry["failures"] = notes
-    results["machine"]["load_average_end"] = os.getloadavg()
+    results["machine"]["load_average_end"] = _load()
     derive(results, opts)
     return results
+
+
+def _median_run(runs: list[JSON], hang: bool) -> JSON:
+    """The run with the median CPU (first audio, for the hung pass), others kept inside it.
+
+    One whole run rather than medians of each figure, so that its figures stay consistent.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    usable = [r for r in runs if _ok(r)]
+    if not usable:
+        return runs[0]
+
+    def key(run: JSON) -> float:
+        if hang:
+            return _median(run.get("first_audio_s")) or math.inf
+        return float(run["cpu_s"])
+
+    chosen = sorted(usable, key=key)[(len(usable) - 1) // 2]
+    others = [r for r in runs if r is not chosen]
+    return {**chosen, "repeats": len(runs), "other_repeats": others}
 
 
 def _long_realtime_summary(run: JSON) -> JSON:
@@ -982,9 +1068,17 @@ def render(results: JSON) -> str:
         f"Python {m['python']}; load average at start {m['load_average_start']}, "
         f"at end {m.get('load_average_end')}"
     )
+    dirty = [x for x in m.get("roark_uncommitted") or [] if x]
+    lines.append(
+        f"roark at {m.get('git_commit')}"
+        + (f" with uncommitted changes: {', '.join(dirty)}" if dirty else "")
+    )
     lines.append(
         f"Calls: {s['call_seconds']:.0f} s of caller audio each (hung-Roark pass: "
-        f"{s['hang_call_seconds']:.0f} s); LocalRoark "
+        f"{s['hang_call_seconds']:.0f} s), starts spread over {s['stagger']:g} s, "
+        f"{'a' if s['warmup_seconds'] else 'no'} warm-up call first; "
+        + (f"median run of {s['repeat']}; " if s.get("repeat", 1) > 1 else "")
+        + "LocalRoark "
         f"{'in the parent process' if s['server'] == 'process' else 'inside each child'}"
     )
     lines.append("")
@@ -1060,7 +1154,9 @@ def render(results: JSON) -> str:
                 f"after minute 1 {_fmt(rss['after_first_minute'], 1)} MB, end "
                 f"{_fmt(rss['end'], 1)} MB; recording buffer high-water "
                 f"{_fmt(run.get('recording_high_water_mb'))} MB; roark threads "
-                f"{_fmt(per_min, 3)} CPU s per call-minute; delivered: {run.get('delivered')}"
+                f"{_fmt(per_min, 3)} CPU s per call-minute; delivered: {run.get('delivered')}; "
+                f"samples dropped: {run.get('dropped_samples_before_end')}; contract "
+                f"violations: {(run.get('delivery') or {}).get('violations')}"
             )
         else:
             lines.append(
@@ -1071,11 +1167,11 @@ def render(results: JSON) -> str:
     notes = [
         f"  {config}: {note}"
         for config, entry in results["configs"].items()
-        for note in entry.get("failures", [])[:4]
+        for note in entry.get("failures", [])[:6]
     ]
     if notes:
         lines.append("")
-        lines.append("Failures (figures of a configuration with failed calls are not comparable):")
+        lines.append("Failures (a configuration whose calls failed is not doing its full job):")
         lines.extend(notes)
     targets = results.get("targets") or {}
     if targets:
@@ -1108,17 +1204,21 @@ def machine_info() -> JSON:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "load_average_start": os.getloadavg(),
-        "git_commit": _git_commit(),
+        "load_average_start": _load(),
+        "git_commit": _git(["rev-parse", "--short", "HEAD"]),
+        # the figures are of the working tree, which may differ from the commit
+        "roark_uncommitted": (_git(["status", "--porcelain", "--", "roark"]) or "").split("\n"),
     }
 
 
-def _git_commit() -> str | None:
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _git(args: list[str]) -> str | None:
     if shutil.which("git") is None:
         return None
-    proc = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    )
+    proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
     return proc.stdout.strip() or None
 
 
@@ -1136,9 +1236,10 @@ def _int_list(text: str) -> list[int]:
 
 def _configs(text: str) -> list[str]:
     names = [x.strip() for x in text.split(",") if x.strip()]
-    unknown = [x for x in names if x not in CONFIGS]
+    known = CONFIGS + EXTRA_CONFIGS
+    unknown = [x for x in names if x not in known]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown configs {unknown}; use {', '.join(CONFIGS)}")
+        raise argparse.ArgumentTypeError(f"unknown configs {unknown}; use {', '.join(known)}")
     return names
 
 
@@ -1173,6 +1274,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="no unmeasured warm-up call in each child before the measured calls",
     )
+    parser.add_argument(
+        "--stagger",
+        type=float,
+        default=TURN_PERIOD,
+        help=f"spread the N call starts over this many seconds ({TURN_PERIOD}; 0: lockstep)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every configuration and N this many times, interleaved; report the median",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -1186,6 +1299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.child_out).write_text(json.dumps(result))
         return 0
 
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
     quick = args.quick
     opts = Options(
         python=args.python,
@@ -1200,6 +1315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server=args.server,
         quick=quick,
         warmup_seconds=0.0 if args.no_warmup else 6.0,
+        stagger=args.stagger,
+        repeat=args.repeat,
     )
     results = run_all(opts)
     text = render(results)
