@@ -108,6 +108,8 @@ class CallAssembler:
         self.tools: list[dict] = []
         self.metrics: list[dict] = []
         self.recording: Recording | None = None
+        #: the call's audio taps' buffers (appended on the loop, taken by the processor)
+        self.audio_buffers: list[h.AudioBuffer] = []
         self.ended = False
         self.capture_audio = True
 

@@ -21,6 +21,7 @@ from . import handoff as h
 logger = logging.getLogger("roark.audio")
 
 Post = Callable[[h.Item], None]
+NewBuffer = Callable[[], h.AudioBuffer]
 
 
 def _forward_getattr(obj: Any, inner_attr: str, name: str) -> Any:
@@ -36,10 +37,10 @@ def _forward_getattr(obj: Any, inner_attr: str, name: str) -> Any:
 class UserAudioTap(io.AudioInput):
     """Wraps the session's audio input; each frame is stamped with its arrival and copied."""
 
-    def __init__(self, source: io.AudioInput, post: Post) -> None:
+    def __init__(self, source: io.AudioInput, buffer: h.AudioBuffer) -> None:
         super().__init__(label="RoarkTap", source=source)
         self._roark_source = source
-        self._post = post
+        self._buffer = buffer
 
     def __aiter__(self) -> AsyncIterator[rtc.AudioFrame]:
         return self
@@ -47,15 +48,9 @@ class UserAudioTap(io.AudioInput):
     async def __anext__(self) -> rtc.AudioFrame:
         frame = await self._roark_source.__anext__()
         try:
-            now = time.time()
             # frames carry no capture time: one arrives when it is complete, so it began earlier
-            self._post(
-                h.InputFrame(
-                    at=now - frame.duration,
-                    data=bytes(frame.data),
-                    rate=frame.sample_rate,
-                    channels=frame.num_channels,
-                )
+            self._buffer.append(
+                time.time() - frame.duration, frame.data, frame.sample_rate, frame.num_channels
             )
         except Exception:
             logger.debug("user audio tap failed on a frame", exc_info=True)
@@ -75,13 +70,14 @@ class UserAudioTap(io.AudioInput):
 class AgentAudioTap(io.AudioOutput):
     """Wraps the session's audio output; sees what was captured and what was really played."""
 
-    def __init__(self, next_in_chain: io.AudioOutput, post: Post) -> None:
+    def __init__(self, next_in_chain: io.AudioOutput, post: Post, buffer: h.AudioBuffer) -> None:
         super().__init__(
             label="RoarkTap",
             capabilities=io.AudioOutputCapabilities(pause=True),
             next_in_chain=next_in_chain,
         )
         self._post = post
+        self._buffer = buffer
         self._segment = -1
         self._capturing = False
         self._unfinished: deque[int] = deque()  # segments captured, not reported finished
@@ -113,14 +109,8 @@ class AgentAudioTap(io.AudioOutput):
                 self._capturing = True
                 self._segment += 1
                 self._unfinished.append(self._segment)
-            self._post(
-                h.OutputFrame(
-                    segment=self._segment,
-                    at=time.time(),
-                    data=bytes(frame.data),
-                    rate=frame.sample_rate,
-                    channels=frame.num_channels,
-                )
+            self._buffer.append(
+                time.time(), frame.data, frame.sample_rate, frame.num_channels, self._segment
             )
         except Exception:
             logger.debug("agent audio tap failed on a frame", exc_info=True)
@@ -200,7 +190,7 @@ def output_is_tapped(sink: io.AudioOutput | None) -> bool:
 class _TappingAgentInput(io.AgentInput):
     """``session.input`` whose audio, whatever it is set to, passes through a tap."""
 
-    _roark_post: Post
+    _roark_buffer: NewBuffer
 
     @property  # type: ignore[override]
     def audio(self) -> io.AudioInput | None:
@@ -210,7 +200,7 @@ class _TappingAgentInput(io.AgentInput):
     def audio(self, stream: io.AudioInput | None) -> None:
         if stream is not None and not input_is_tapped(stream):
             logger.info("tapping user audio input (%s)", stream.label)
-            stream = UserAudioTap(stream, self._roark_post)
+            stream = UserAudioTap(stream, self._roark_buffer())
         io.AgentInput.audio.fset(self, stream)  # type: ignore[attr-defined]
 
 
@@ -218,6 +208,7 @@ class _TappingAgentOutput(io.AgentOutput):
     """``session.output`` whose audio, whatever it is set to, passes through a tap."""
 
     _roark_post: Post
+    _roark_buffer: NewBuffer
 
     @property  # type: ignore[override]
     def audio(self) -> io.AudioOutput | None:
@@ -227,11 +218,11 @@ class _TappingAgentOutput(io.AgentOutput):
     def audio(self, sink: io.AudioOutput | None) -> None:
         if sink is not None and not output_is_tapped(sink):
             logger.info("tapping agent audio output (%s)", sink.label)
-            sink = AgentAudioTap(sink, self._roark_post)
+            sink = AgentAudioTap(sink, self._roark_post, self._roark_buffer())
         io.AgentOutput.audio.fset(self, sink)  # type: ignore[attr-defined]
 
 
-def install_taps(session: Any, post: Post) -> None:
+def install_taps(session: Any, post: Post, new_buffer: NewBuffer) -> None:
     """Tap the session's audio now and on every later assignment of its input/output audio.
 
     LiveKit assigns ``session.input.audio``/``session.output.audio`` inside ``start()``
@@ -241,12 +232,13 @@ def install_taps(session: Any, post: Post) -> None:
     """
     agent_input, agent_output = session.input, session.output
     if type(agent_input) is io.AgentInput:
-        agent_input._roark_post = post
+        agent_input._roark_buffer = new_buffer
         agent_input.__class__ = _TappingAgentInput
         if agent_input.audio is not None:
             agent_input.audio = agent_input.audio
     if type(agent_output) is io.AgentOutput:
         agent_output._roark_post = post
+        agent_output._roark_buffer = new_buffer
         agent_output.__class__ = _TappingAgentOutput
         if agent_output.audio is not None:
             agent_output.audio = agent_output.audio

@@ -100,7 +100,19 @@ class Call:
     def _post(self, item: h.Item) -> None:
         if self._ended_at is not None and isinstance(item, h.AUDIO_ITEMS):
             return  # the taps outlive the call in the chain; their audio is no longer needed
-        self._worker.handoff.put(self._assembler, item, self._drops)
+        handoff = self._worker.handoff
+        # audio the taps appended before this record must reach the processor ahead of it
+        # (a playback event places the frames before it; the end closes the recording)
+        for buffer in self._assembler.audio_buffers:
+            for audio in buffer.take():
+                handoff.put(self._assembler, audio)
+        handoff.put(self._assembler, item)
+
+    def _new_audio_buffer(self) -> h.AudioBuffer:
+        buffer = h.AudioBuffer(self._worker.handoff, self._drops)
+        # the processor takes from it between records too, so audio never waits for one
+        self._assembler.audio_buffers.append(buffer)
+        return buffer
 
     # -- start -----------------------------------------------------------------------------
 
@@ -111,7 +123,7 @@ class Call:
         sample_rate = None
         if self.options.capture_audio:
             sample_rate = self._output_rate(session)
-            install_taps(session, self._post)
+            install_taps(session, self._post, self._new_audio_buffer)
         ctx = self._ctx
         call_id = _text(self.options.livekit_call_id) or _text(_get(ctx, "job", "room", "sid"))
         self._call_id = call_id
@@ -207,6 +219,8 @@ class Call:
         except Exception:
             logger.debug("ending call hooks failed", exc_info=True)
         self._post(h.End(at=time.time(), reason=reason or "agent-ended"))
+        for buffer in self._assembler.audio_buffers:
+            buffer.closed = True  # the taps outlive the call in the chain
 
     async def aflush(self, reason: str = "agent-ended", timeout: float | None = None) -> bool:
         """End the call now (once; later calls only wait) and wait for its delivery.
