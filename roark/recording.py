@@ -58,7 +58,11 @@ class _Upsampler:
         last = len(buf) - 1
         count = int(np.floor((last - self._pos) / self._step)) + 1
         positions = self._pos + np.arange(count) * self._step
-        out = np.interp(positions, np.arange(len(buf)), buf).astype(np.float32)
+        # np.interp without its search: the positions are evenly spaced and sorted
+        left = positions.astype(np.intp)
+        np.minimum(left, last - 1, out=left)
+        below = buf[left]
+        out = below + (positions - left).astype(np.float32) * (buf[left + 1] - below)
         self._pos = positions[-1] + self._step - last
         self._prev = buf[-1:]
         return out
@@ -332,11 +336,14 @@ class Recording:
     def _advance(self, end: int) -> None:
         if end <= self._cursor:
             return
-        left = self._tracks[0].take(self._cursor, end)
-        right = self._tracks[1].take(self._cursor, end)
+        block = np.empty((end - self._cursor, 2), dtype=np.float32)
+        block[:, 0] = self._tracks[0].take(self._cursor, end)
+        block[:, 1] = self._tracks[1].take(self._cursor, end)
         self._cursor = end
-        block = np.stack([left, right], axis=1)
-        block = np.clip(np.round(block * 32768.0), -32768, 32767).astype(np.int16)
+        block *= 32768.0
+        np.rint(block, out=block)
+        np.clip(block, -32768, 32767, out=block)
+        block = block.astype(np.int16)
         self._pending.append(block)
         self._pending_frames += len(block)
         while self._pending_frames >= self._chunk_frames:

@@ -158,16 +158,37 @@ class Transport:
         left = max(0.5, deadline - time.monotonic())
         return (min(self._timeout[0], left), min(self._timeout[1], left))
 
-    def _post_json(self, path: str, body: Any, deadline: float, what: str) -> requests.Response:
-        data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        url = self._base + path
-        response = self._api.post(
-            url,
-            proxies=self._api_proxies,
-            data=data,
-            headers=self._auth_headers,
+    def _request(
+        self,
+        session: requests.Session,
+        method: str,
+        url: str,
+        data: bytes,
+        headers: dict[str, str],
+        proxies: dict[str, str] | None,
+        deadline: float,
+    ) -> requests.Response:
+        # prepared here and sent as is: Session.request would merge session-level headers,
+        # cookies, hooks and settings this transport never sets (a fifth of a request's CPU)
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=method, url=url, headers=headers, data=data)
+        return session.send(
+            prepared,
+            proxies=proxies or {},
             timeout=self._timeout_until(deadline),
             allow_redirects=False,
+        )
+
+    def _post_json(self, path: str, body: Any, deadline: float, what: str) -> requests.Response:
+        data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        response = self._request(
+            self._api,
+            "POST",
+            self._base + path,
+            data,
+            self._auth_headers,
+            self._api_proxies,
+            deadline,
         )
         return _check(response, what)
 
@@ -193,12 +214,14 @@ class Transport:
                 except ValueError as exc:
                     raise TransientError(f"upload URL answer unusable: {exc}") from None
                 # no Roark headers here: the storage host rejects them, and the key stays home
-                response = self._storage.put(
-                    target["uploadUrl"],
-                    proxies=self._proxies(target["uploadUrl"]),
-                    data=data,
-                    headers={"Content-Type": wire.PCM_CONTENT_TYPE},
-                    timeout=self._timeout_until(deadline),
-                    allow_redirects=False,
+                url = target["uploadUrl"]
+                response = self._request(
+                    self._storage,
+                    "PUT",
+                    url,
+                    data,
+                    {"Content-Type": wire.PCM_CONTENT_TYPE},
+                    self._proxies(url),
+                    deadline,
                 )
                 _check(response, "chunk PUT")

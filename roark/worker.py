@@ -34,7 +34,7 @@ logger = logging.getLogger("roark.worker")
 
 TICK = 0.5
 # how often the processor takes what the loop handed over (sooner for a call's end)
-DRAIN_INTERVAL = 0.25
+DRAIN_INTERVAL = 0.5
 SPOOL_CHECK_INTERVAL = 5.0
 # a call whose sending failed for a whole retry window is tried again after this, doubling
 RESEND_AFTER = (2.0, 60.0)
