@@ -57,7 +57,8 @@ class SyntheticCall:
         n = round(self.frame * self.rate_in)
         while self._fed + self.frame <= seconds + 1e-9:
             start = self._fed
-            phase = start % self.period
+            # _fed sums 20 ms steps: a turn boundary can land a hair below its exact value
+            phase = (start + 1e-9) % self.period
             speaking = phase < self.speech
             if speaking:
                 pcm = tone(USER_HZ, self.frame, self.rate_in)

@@ -74,10 +74,20 @@ def test_ten_minute_call_streams_chunks_with_bounded_buffers(
     assert received.chunk_puts == list(range(len(received.chunks)))
     assert len(received.transcript) == 2 * MINUTES * 10
     # the last agent turn sits where it was played: period 6 s, answer from 2.5 s to 4.5 s
+    # (ten minutes in: a clock that drifted by a frame per turn would be off by two seconds)
     last_turn = (MINUTES * 10 - 1) * 6.0
     right = received.recording[:, 1].astype(np.float64)
     seg = right[round((last_turn + 2.5) * rate) : round((last_turn + 4.5) * rate)]
     gap = right[round((last_turn + 4.6) * rate) : round((last_turn + 5.9) * rate)]
     assert np.sqrt(np.mean(seg**2)) > 3000
     assert np.abs(gap).max() == 0
+    # and the caller's last turn where it was said: from 0 s to 2 s of the period, then quiet
+    left = received.recording[:, 0].astype(np.float64)
+    around = left[round((last_turn - 1.0) * rate) : round((last_turn + 0.5) * rate)]
+    onset = (np.flatnonzero(around)[0] / rate) - 1.0
+    assert abs(onset) < 0.002
+    said = left[round((last_turn + 0.05) * rate) : round((last_turn + 1.95) * rate)]
+    quiet = left[round((last_turn + 2.05) * rate) : round((last_turn + 5.95) * rate)]
+    assert np.sqrt(np.mean(said**2)) > 3000
+    assert np.abs(quiet).max() == 0
     assert not roark_server.violations

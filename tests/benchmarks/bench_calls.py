@@ -63,6 +63,7 @@ TARGET_LAG_P99_MS = 0.5  # ms over bare
 TARGET_FIRST_AUDIO_NOISE_MS = 100.0  # "the same as bare within noise"
 TARGET_RSS_PER_CALL_MB = 5.0  # MB over bare per concurrent call
 TARGET_LONG_GROWTH_MB = 5.0  # MB of growth from minute 1 to the end of the long call
+LONG_FEED_STEP = 5.0  # s of audio handed to the accelerated long call at a time
 
 JSON = dict[str, Any]
 
@@ -630,10 +631,16 @@ def run_long_accelerated(spec: ChildSpec, base_url: str, api_key: str, folder: P
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
         call = SyntheticCall(worker, "RM_bench_long", t0=time.time() - minutes * 60)
         samples: list[tuple[float, float | None]] = [(0.0, rss_start)]
+        fed = 0.0
         for step in range(1, math.ceil(minutes) + 1):
             upto = min(step, minutes) * 60.0
-            call.feed(upto)
-            _wait_caught_up(worker, call)
+            # a few seconds at a time, as a live call hands audio over: a whole minute queued
+            # at once would measure the allocator's high-water mark for that burst instead
+            while fed < upto:
+                fed = min(upto, fed + LONG_FEED_STEP)
+                call.feed(fed)
+                worker.handoff.wake()  # not the drain interval: the audio is all there
+                _wait_caught_up(worker, call)
             samples.append((round(upto / 60.0, 3), vm_mb("VmRSS")))
         recording = call.assembler.recording
         high_water = recording.high_water if recording is not None else None

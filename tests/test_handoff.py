@@ -1,0 +1,94 @@
+"""The taps' audio buffers: frames joined into runs, handed over in order, within a budget."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from roark import handoff as h
+
+
+def pcm(samples: int, value: int = 0, channels: int = 1) -> memoryview:
+    # the shape LiveKit hands the taps: AudioFrame.data is an int16 memoryview
+    return memoryview(np.full(samples * channels, value, dtype=np.int16).tobytes()).cast("h")
+
+
+def test_caller_frames_join_into_runs_until_format_or_clock_breaks() -> None:
+    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    t = 100.0
+    for i in range(5):  # 5 x 20 ms at 16 kHz, arriving on time
+        buffer.append(t + i * 0.02, pcm(320, i), 16000, 1)
+    buffer.append(t + 0.1 + 0.05, pcm(320, 7), 16000, 1)  # 50 ms late: within tolerance
+    buffer.append(t + 0.5, pcm(480, 8), 24000, 1)  # another rate
+    buffer.append(t + 2.0, pcm(480, 9), 24000, 1)  # the source paused for 1.5 s
+    buffer.append(t + 2.02, pcm(480, 1, channels=2), 24000, 2)  # stereo now
+
+    items = buffer.take()
+
+    assert [type(i) for i in items] == [h.InputFrame] * 4
+    assert [(i.at, i.rate, i.channels) for i in items] == [
+        (100.0, 16000, 1),
+        (100.5, 24000, 1),
+        (102.0, 24000, 1),
+        (102.02, 24000, 2),
+    ]
+    first = np.frombuffer(items[0].data, dtype=np.int16)
+    assert len(first) == 6 * 320
+    assert list(first[::320]) == [0, 1, 2, 3, 4, 7]
+    assert len(items[3].data) == 480 * 2 * 2
+    assert buffer.take() == []
+
+
+def test_a_take_leaves_the_run_open_where_it_stopped() -> None:
+    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer.append(10.0, pcm(320), 16000, 1)
+    buffer.append(10.02, pcm(320), 16000, 1)
+    (before,) = buffer.take()
+    buffer.append(10.041, pcm(320), 16000, 1)  # 1 ms late: the same run goes on
+    (after,) = buffer.take()
+
+    assert before.at == 10.0 and len(before.data) == 2 * 640
+    assert after.at == pytest.approx(10.04)
+
+
+def test_agent_frames_keep_to_their_segment() -> None:
+    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer.append(5.0, pcm(240, 1), 24000, 1, segment=0)
+    buffer.append(5.0, pcm(240, 1), 24000, 1, segment=0)
+    buffer.append(9.0, pcm(240, 2), 24000, 1, segment=1)
+
+    items = buffer.take()
+
+    assert [(type(i), i.segment, i.at, len(i.data)) for i in items] == [
+        (h.OutputFrame, 0, 5.0, 960),
+        (h.OutputFrame, 1, 9.0, 480),
+    ]
+
+
+def test_over_the_budget_frames_are_dropped_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    drops = h.Drops()
+    buffer = h.AudioBuffer(h.HandOff(audio_budget=3 * 640), drops)
+    with caplog.at_level(logging.WARNING, logger="roark"):
+        for i in range(5):
+            buffer.append(i * 0.02, pcm(320), 16000, 1)
+    assert drops.frames == 2
+    assert caplog.text.count("dropping audio frames") == 1
+
+    (taken,) = buffer.take()  # taking frees the budget
+    assert len(taken.data) == 3 * 640
+    buffer.append(0.1, pcm(320), 16000, 1)
+    assert drops.frames == 2
+    assert len(buffer.take()[0].data) == 640
+
+
+def test_a_closed_buffer_takes_nothing_more() -> None:
+    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer.append(0.0, pcm(320), 16000, 1)
+    buffer.closed = True
+    buffer.append(0.02, pcm(320), 16000, 1)
+    (item,) = buffer.take()
+    assert len(item.data) == 640
