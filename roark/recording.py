@@ -13,6 +13,7 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import gcd
 
 import numpy as np
 import soundfile as sf
@@ -71,12 +72,56 @@ class _Upsampler:
         return np.zeros(0, dtype=np.float32)
 
 
+class _PeriodicUpsampler:
+    """The same interpolation for a ratio of small integers (16 to 24 kHz: 3 out per 2 in).
+
+    The output repeats its pattern of input positions every ``p`` samples, so each phase is
+    two strided slices of the input: no index arrays, a quarter of the general case's CPU.
+    """
+
+    MAX_PHASES = 16
+
+    def __init__(self, source_rate: int, rate: int) -> None:
+        common = gcd(source_rate, rate)
+        self._q, self._p = source_rate // common, rate // common
+        positions = np.arange(self._p) * self._q / self._p
+        self._index = [int(i) for i in np.floor(positions)]
+        self._frac = [float(f) for f in positions - np.floor(positions)]
+        self._held = np.zeros(0, dtype=np.float32)
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        buf = np.concatenate([self._held, x]) if len(self._held) else x
+        q = self._q
+        # period k reads inputs k*q + index[j] and the one after; index[-1] < q
+        reach = len(buf) - 2 - self._index[-1]
+        periods = reach // q + 1 if reach >= 0 else 0
+        out = np.empty((periods, self._p), dtype=np.float32)
+        end = periods * q
+        for j, (i, frac) in enumerate(zip(self._index, self._frac, strict=True)):
+            below = buf[i : i + end : q]
+            if frac == 0.0:
+                out[:, j] = below
+            else:
+                out[:, j] = below + np.float32(frac) * (buf[i + 1 : i + 1 + end : q] - below)
+        self._held = buf[periods * q :]
+        return out.reshape(-1)
+
+    def flush(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.float32)
+
+
+def _upsampler(source_rate: int, rate: int) -> _Upsampler | _PeriodicUpsampler:
+    if rate // gcd(source_rate, rate) <= _PeriodicUpsampler.MAX_PHASES:
+        return _PeriodicUpsampler(source_rate, rate)
+    return _Upsampler(source_rate, rate)
+
+
 class _Resampler:
     """Streaming mono int16 to float32 at the recording rate; no resampling when rates match."""
 
     def __init__(self, source_rate: int, rate: int) -> None:
         self.source_rate = source_rate
-        self._up = _Upsampler(source_rate, rate) if source_rate < rate else None
+        self._up = _upsampler(source_rate, rate) if source_rate < rate else None
         self._inner = (
             None if source_rate <= rate else rtc.AudioResampler(source_rate, rate, num_channels=1)
         )

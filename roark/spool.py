@@ -189,7 +189,9 @@ class CallSpool:
             path = self.dir / name
             try:
                 _atomic_write(path, data)
-                return Item(kind, index, path=path)
+                # the bytes stay at hand too: the sender need not read them back, and they
+                # survive the folder vanishing (the worker drops them when its queue is long)
+                return Item(kind, index, path=path, data=data)
             except OSError as exc:
                 self._disk_failed(exc)
         return Item(kind, index, data=data)
@@ -306,9 +308,11 @@ class Spool:
             if not entry.is_dir() or entry.name.startswith("."):
                 continue
             size = 0
-            for f in os.scandir(entry.path):
-                with contextlib.suppress(OSError):
-                    size += f.stat().st_size
-            with contextlib.suppress(OSError):
+            try:
+                for f in os.scandir(entry.path):
+                    with contextlib.suppress(OSError):
+                        size += f.stat().st_size
                 out.append((entry.stat().st_mtime, entry.name, size))
+            except OSError:
+                continue  # removed meanwhile (delivered, or by someone else)
         return sorted(out)

@@ -39,6 +39,8 @@ SPOOL_CHECK_INTERVAL = 5.0
 # a call whose sending failed for a whole retry window is tried again after this, doubling
 RESEND_AFTER = (2.0, 60.0)
 AUTH_PROBE_INTERVAL = 60.0
+# a call's next items to send also kept in memory (beyond them, only on disk)
+KEEP_IN_MEMORY = 4
 PROCESS_DIED = "process-died"
 
 
@@ -247,6 +249,8 @@ class Worker:
             outbox.spool = call.spool
             if call.call_id:
                 outbox.call_id = call.call_id
+            if len(outbox.items) >= KEEP_IN_MEMORY and item.path is not None:
+                item.data = None  # Roark is behind: the disk holds it, memory stays bounded
             outbox.items.append(item)
             if item.kind == "ended":
                 outbox.ended_queued = True
@@ -302,6 +306,11 @@ class Worker:
                 return
             except RejectedError as exc:
                 self._rejected(outbox, item, exc)
+                continue
+            except FileNotFoundError as exc:
+                # its spool file vanished (a cleaner, a removed folder): it is gone for good
+                self._rejected(outbox, item, exc, lost=True)
+                continue
             except Exception as exc:  # transient failures outlasted the retry window
                 self.stats["failures"] += 1
                 self._warn_once(
@@ -335,9 +344,9 @@ class Worker:
             self.stats["chunks"] += 1
             return
         body = json.loads(item.read())
-        if item.kind == "ended" and (outbox.chunk_lost or outbox.chunks_sent == 0):
-            # never advertise a recording with a hole (Roark would shift all that follows it),
-            # nor one of which nothing arrived
+        if item.kind == "ended" and outbox.chunks_sent == 0:
+            # no recording to advertise (after a lost chunk none follows it: the recording
+            # Roark builds ends at the hole rather than shifting all that came after)
             body.pop("recordingSampleRate", None)
             body.pop("recordingNumChannels", None)
         self.transport.send_event(body, deadline)
@@ -350,18 +359,20 @@ class Worker:
                 outbox.chunks_sent,
             )
 
-    def _rejected(self, outbox: _Outbox, item: Item, exc: Exception) -> None:
+    def _rejected(self, outbox: _Outbox, item: Item, exc: Exception, lost: bool = False) -> None:
         self.stats["failures"] += 1
+        what = "lost from the spool" if lost else "refused by Roark"
         if item.kind == "chunk":
             outbox.chunk_lost = True
             logger.warning(
-                "Roark refused chunk %d of call %s (%s): the call is sent without its recording",
+                "chunk %d of call %s %s (%s): its recording ends before it",
                 item.index,
                 outbox.call_id,
+                what,
                 exc,
             )
         else:
-            logger.warning("Roark refused the %s of call %s: %s", item.kind, outbox.call_id, exc)
+            logger.warning("the %s of call %s %s: %s", item.kind, outbox.call_id, what, exc)
         with self._lock:
             outbox.items.popleft()
         item.remove()
