@@ -17,7 +17,7 @@ import pytest
 
 import roark
 from roark.client import get_client
-from roark.config import resolve
+from roark.config import Settings, resolve
 from roark.spool import CallSpool
 from roark.testing import LocalRoark
 from roark.testing.scripted import CallScript, LLMReply, ToolCallStep, UserTurn
@@ -61,6 +61,13 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         time.sleep(0.02)
+
+
+def _worker_settings(server: LocalRoark, spool_dir: Path) -> Settings:
+    return resolve(
+        {"api_key": server.api_key, "base_url": server.base_url, "spool_dir": spool_dir},
+        env={},
+    )
 
 
 def _spooled_records(spool: Path) -> str:
@@ -248,14 +255,7 @@ def test_a_torn_record_line_is_never_sent(tmp_path: Path) -> None:
 def test_a_spool_folder_lost_mid_call_falls_back_to_memory(
     roark_server: LocalRoark, tmp_path: Path
 ) -> None:
-    settings = resolve(
-        {
-            "api_key": roark_server.api_key,
-            "base_url": roark_server.base_url,
-            "spool_dir": tmp_path / "lost",
-        },
-        env={},
-    )
+    settings = _worker_settings(roark_server, tmp_path / "lost")
     worker = Worker(settings)
     try:
         call = SyntheticCall(worker, "RM_lost_spool", t0=time.time() - 20)
@@ -279,14 +279,7 @@ def test_a_spool_folder_lost_mid_call_falls_back_to_memory(
 def test_spooled_chunks_lost_with_their_folder_cost_the_recording_not_the_call(
     roark_server: LocalRoark, tmp_path: Path
 ) -> None:
-    settings = resolve(
-        {
-            "api_key": roark_server.api_key,
-            "base_url": roark_server.base_url,
-            "spool_dir": tmp_path / "gone",
-        },
-        env={},
-    )
+    settings = _worker_settings(roark_server, tmp_path / "gone")
     roark_server.set_faults(error_rate=1.0)  # Roark down: the call's items pile up
     worker = Worker(settings)
     try:
