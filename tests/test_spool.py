@@ -70,6 +70,15 @@ def _worker_settings(server: LocalRoark, spool_dir: Path) -> Settings:
     )
 
 
+def _remove_tree(folder: Path) -> None:
+    # the processor may be writing into it meanwhile ("directory not empty"): until it is gone
+    deadline = time.monotonic() + 5
+    while folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"could not remove {folder}")
+
+
 def _spooled_records(spool: Path) -> str:
     return "".join(p.read_text() for p in spool.glob("*/records.jsonl"))
 
@@ -262,7 +271,7 @@ def test_a_spool_folder_lost_mid_call_falls_back_to_memory(
         call.feed(6.0)
         folder = tmp_path / "lost" / call.key
         _wait(lambda: (folder / "records.jsonl").exists(), 10, "nothing spooled")
-        shutil.rmtree(folder)  # a cleaner, a full disk: the folder is gone
+        _remove_tree(folder)  # a cleaner, a full disk: the folder is gone
         call.feed(20.0)
         call.end()
         assert call.done.result(timeout=20) is True
@@ -288,7 +297,7 @@ def test_spooled_chunks_lost_with_their_folder_cost_the_recording_not_the_call(
         folder = tmp_path / "gone" / call.key
         _wait(lambda: len(list(folder.glob("c*.pcm"))) >= 10, 10, "chunks not spooled")
         # the next few items to send are also in memory; the rest only in the folder
-        shutil.rmtree(folder)
+        _remove_tree(folder)
         roark_server.clear_faults()
         call.end()
         assert call.done.result(timeout=30) is True
