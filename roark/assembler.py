@@ -168,6 +168,10 @@ class CallAssembler:
         elif isinstance(item, h.End):
             self._end(item)
 
+    def take_audio(self) -> list[h.InputFrame | h.OutputFrame]:
+        """What the taps appended since the last take, oldest first (any thread)."""
+        return [audio for buffer in list(self.audio_buffers) for audio in buffer.take()]
+
     def tick(self, now: float) -> None:
         if self.recording is not None and not self.ended:
             self.recording.tick(now)

@@ -103,9 +103,8 @@ class Call:
         handoff = self._worker.handoff
         # audio the taps appended before this record must reach the processor ahead of it
         # (a playback event places the frames before it; the end closes the recording)
-        for buffer in self._assembler.audio_buffers:
-            for audio in buffer.take():
-                handoff.put(self._assembler, audio)
+        for audio in self._assembler.take_audio():
+            handoff.put(self._assembler, audio)
         handoff.put(self._assembler, item)
 
     def _new_audio_buffer(self) -> h.AudioBuffer:

@@ -135,6 +135,8 @@ class _Run:
         self.data = bytearray()
 
     def continues(self, at: float, rate: int, channels: int, segment: int) -> bool:
+        # a run keeps only its first frame's arrival stamp, so a caller source that paused
+        # must start a new run here, or the recording could not see the pause and resync
         return (
             rate == self.rate
             and channels == self.channels
@@ -237,7 +239,7 @@ class HandOff:
             self._audio_bytes -= size
 
     def put(self, call: Any, item: Item) -> None:
-        """Queue a record, or audio taken from a buffer (counted at its append)."""
+        """Queue a record, or audio taken from a buffer (no longer counted against the budget)."""
         self._queue.put(Envelope(call, item))
         if isinstance(item, (End, Barrier)):
             self._urgent.set()

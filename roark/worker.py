@@ -218,9 +218,8 @@ class Worker:
             # what the taps appended since is newer than anything queued for the call
             for call in list(live.values()):
                 try:
-                    for buffer in list(call.audio_buffers):
-                        for audio in buffer.take():
-                            call.handle(audio, now)
+                    for audio in call.take_audio():
+                        call.handle(audio, now)
                 except Exception:
                     self._failed_once(f"process:{call.key}", "processing a call failed")
                 pace.check()
@@ -305,11 +304,11 @@ class Worker:
                 self._later(outbox, AUTH_PROBE_INTERVAL)
                 return
             except RejectedError as exc:
-                self._rejected(outbox, item, exc)
+                self._give_up(outbox, item, f"refused by Roark ({exc})")
                 continue
             except FileNotFoundError as exc:
                 # its spool file vanished (a cleaner, a removed folder): it is gone for good
-                self._rejected(outbox, item, exc, lost=True)
+                self._give_up(outbox, item, f"lost from the spool ({exc})")
                 continue
             except Exception as exc:  # transient failures outlasted the retry window
                 self.stats["failures"] += 1
@@ -359,20 +358,18 @@ class Worker:
                 outbox.chunks_sent,
             )
 
-    def _rejected(self, outbox: _Outbox, item: Item, exc: Exception, lost: bool = False) -> None:
+    def _give_up(self, outbox: _Outbox, item: Item, why: str) -> None:
         self.stats["failures"] += 1
-        what = "lost from the spool" if lost else "refused by Roark"
         if item.kind == "chunk":
             outbox.chunk_lost = True
             logger.warning(
-                "chunk %d of call %s %s (%s): its recording ends before it",
+                "chunk %d of call %s %s: its recording ends before it",
                 item.index,
                 outbox.call_id,
-                what,
-                exc,
+                why,
             )
         else:
-            logger.warning("the %s of call %s %s: %s", item.kind, outbox.call_id, what, exc)
+            logger.warning("the %s of call %s %s", item.kind, outbox.call_id, why)
         with self._lock:
             outbox.items.popleft()
         item.remove()
@@ -520,7 +517,7 @@ class _Pacer:
     PAUSE = 0.0002
 
     def __init__(self) -> None:
-        self._since = time.perf_counter()
+        self.start()
 
     def start(self) -> None:
         self._since = time.perf_counter()
