@@ -199,6 +199,27 @@ def _spread(values: Sequence[float]) -> JSON | None:
     }
 
 
+def _open_thread_schedstat() -> int | None:
+    """A descriptor on this thread's /proc schedstat (on-CPU ns, run-queue ns, slices)."""
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        return None
+    if _run_queue_ns(fd) is None:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _run_queue_ns(fd: int | None) -> int | None:
+    if fd is None:
+        return None
+    try:
+        return int(os.pread(fd, 128, 0).split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class LagProbe:
     """Sleeps 5 ms in a loop on the event loop and records how late each wake-up was."""
 
@@ -207,6 +228,9 @@ class LagProbe:
         self.lateness: list[float] = []
         self.stalls: list[tuple[float, float]] = []  # (s since start, ms late) over 5 ms
         self.stall_windows: list[tuple[float, float]] = []  # perf_counter spans of stalls
+        # per tick, ms the loop thread was runnable but had no CPU (Linux schedstat): the
+        # part of a lateness that is the machine's cores being busy, not the GIL or the loop
+        self.cpu_wait: list[float] = []
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -215,22 +239,29 @@ class LagProbe:
 
     async def _run(self) -> None:
         started = time.perf_counter()
+        schedstat = _open_thread_schedstat()
+        waited = _run_queue_ns(schedstat)
         while not self._stopping:
             before = time.perf_counter()
             await asyncio.sleep(self.interval)
             late = max(0.0, time.perf_counter() - before - self.interval)
             self.lateness.append(late)
+            waited_before, waited = waited, _run_queue_ns(schedstat)
+            if waited is not None and waited_before is not None:
+                self.cpu_wait.append((waited - waited_before) / 1e6)
             if late * 1000 > STALL_MS:
                 self.stall_windows.append((before + self.interval, before + self.interval + late))
                 if len(self.stalls) < 100:
                     self.stalls.append((round(before - started, 3), round(late * 1000, 2)))
+        if schedstat is not None:
+            os.close(schedstat)
 
     async def stop(self) -> JSON:
         self._stopping = True
         if self._task is not None:
             await self._task
         ms = [x * 1000 for x in self.lateness]
-        return {
+        summary: JSON = {
             "p50": _pct(ms, 0.50),
             "p99": _pct(ms, 0.99),
             "max": max(ms, default=math.nan),
@@ -238,6 +269,18 @@ class LagProbe:
             "samples": len(ms),
             "stalls": self.stalls,
         }
+        if self.cpu_wait and len(self.cpu_wait) == len(ms):
+            # the slowest 1 % of ticks and the stalls: how much of them was waiting for a core
+            p99 = summary["p99"]
+            tail = [(m, w) for m, w in zip(ms, self.cpu_wait, strict=True) if m >= p99]
+            summary["cpu_wait_ms"] = {
+                "tail_late_total": sum(m for m, _ in tail),
+                "tail_waiting_total": sum(min(w, m) for m, w in tail),
+                "stalls_mostly_waiting": sum(
+                    1 for m, w in zip(ms, self.cpu_wait, strict=True) if m > STALL_MS and w > m / 2
+                ),
+            }
+        return summary
 
 
 class GcPauses:
@@ -795,7 +838,10 @@ def _run_child(opts: Options, spec: ChildSpec, folder: Path, label: str) -> JSON
         return _spawn(opts, spec, folder, label)
     with _hosted_roark(spec.hang, folder / label) as server:
         spec.base_url, spec.api_key = server.base_url, server.api_key
+        # the local Roark shares the machine's cores with the calls: what it costs them
+        host_cpu = time.process_time()
         result = _spawn(opts, spec, folder, label)
+        result["local_roark_cpu_s"] = round(time.process_time() - host_cpu, 2)
         usable = "failed" not in result and "unavailable" not in result
         if spec.config != "bare" and usable:
             wait = 0 if spec.hang else 10.0
