@@ -12,6 +12,7 @@ from typing import Any
 
 from . import handoff as h
 from . import wire
+from .clock import CallClock
 from .config import Settings
 from .recording import Recording
 from .spool import CallSpool, Item
@@ -112,6 +113,8 @@ class CallAssembler:
         self.audio_buffers: list[h.AudioBuffer] = []
         self.ended = False
         self.capture_audio = True
+        #: the call's clock, made with the call (on the loop); every stamp of the call is on it
+        self.clock = CallClock()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -140,6 +143,7 @@ class CallAssembler:
     def handle(self, item: h.Item, now: float) -> None:
         if self.ended:
             return
+        now = self.clock.from_wall(now)
         if isinstance(item, h.InputFrame):
             if self.recording is not None:
                 self.recording.input_frame(item.at, item.data, item.rate, item.channels, now)
@@ -174,7 +178,7 @@ class CallAssembler:
 
     def tick(self, now: float) -> None:
         if self.recording is not None and not self.ended:
-            self.recording.tick(now)
+            self.recording.tick(self.clock.from_wall(now))
 
     def _begin(self, item: h.Begin) -> None:
         self.spool = self._spool_factory()

@@ -8,7 +8,6 @@ the console and custom I/O, with or without LiveKit's own ``RecorderIO`` in the 
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -50,7 +49,10 @@ class UserAudioTap(io.AudioInput):
         try:
             # frames carry no capture time: one arrives when it is complete, so it began earlier
             self._buffer.append(
-                time.time() - frame.duration, frame.data, frame.sample_rate, frame.num_channels
+                self._buffer.clock.now() - frame.duration,
+                frame.data,
+                frame.sample_rate,
+                frame.num_channels,
             )
         except Exception:
             logger.debug("user audio tap failed on a frame", exc_info=True)
@@ -110,7 +112,11 @@ class AgentAudioTap(io.AudioOutput):
                 self._segment += 1
                 self._unfinished.append(self._segment)
             self._buffer.append(
-                time.time(), frame.data, frame.sample_rate, frame.num_channels, self._segment
+                self._buffer.clock.now(),
+                frame.data,
+                frame.sample_rate,
+                frame.num_channels,
+                self._segment,
             )
         except Exception:
             logger.debug("agent audio tap failed on a frame", exc_info=True)
@@ -135,7 +141,8 @@ class AgentAudioTap(io.AudioOutput):
         if segment is None or segment in self._started:
             return
         self._started.add(segment)
-        self._post(h.Playback(segment=segment, what="started", at=ev.created_at))
+        at = self._buffer.clock.from_wall(ev.created_at)
+        self._post(h.Playback(segment=segment, what="started", at=at))
 
     def _on_progressed(self, ev: Any) -> None:
         segment = self._current()
@@ -144,7 +151,7 @@ class AgentAudioTap(io.AudioOutput):
                 h.Playback(
                     segment=segment,
                     what="progressed",
-                    at=ev.started_at,
+                    at=self._buffer.clock.from_wall(ev.started_at),
                     offset=ev.offset,
                     position=ev.duration,
                 )
@@ -161,7 +168,7 @@ class AgentAudioTap(io.AudioOutput):
             h.Playback(
                 segment=segment,
                 what="finished",
-                at=time.time(),
+                at=self._buffer.clock.now(),
                 position=max(0.0, float(ev.playback_position)),
                 interrupted=bool(ev.interrupted),
             )

@@ -72,7 +72,7 @@ class Call:
         self.key = worker.new_call_key()
         self._assembler, self._done = worker.open_call(self.key)
         self._drops = h.Drops()
-        self._hooks = SessionHooks(self._post, self._session_closed)
+        self._hooks = SessionHooks(self._post, self._session_closed, self._assembler.clock)
         self._grace: asyncio.TimerHandle | None = None
         #: set when the job's shutdown callback is registered (it will call job_shutdown())
         self.expects_job_shutdown = False
@@ -108,7 +108,7 @@ class Call:
         handoff.put(self._assembler, item)
 
     def _new_audio_buffer(self) -> h.AudioBuffer:
-        buffer = h.AudioBuffer(self._worker.handoff, self._drops)
+        buffer = h.AudioBuffer(self._worker.handoff, self._drops, self._assembler.clock)
         # the processor takes from it between records too, so audio never waits for one
         self._assembler.audio_buffers.append(buffer)
         return buffer
@@ -128,7 +128,7 @@ class Call:
         self._call_id = call_id
         self._post(
             h.Begin(
-                at=time.time(),
+                at=self._assembler.clock.now(),
                 started=self._started_fields(),
                 sample_rate=sample_rate,
                 call_id=call_id,
@@ -217,7 +217,7 @@ class Call:
                 self._post(h.CallId(_text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())))
         except Exception:
             logger.debug("ending call hooks failed", exc_info=True)
-        self._post(h.End(at=time.time(), reason=reason or "agent-ended"))
+        self._post(h.End(at=self._assembler.clock.now(), reason=reason or "agent-ended"))
         for buffer in self._assembler.audio_buffers:
             buffer.closed = True  # the taps outlive the call in the chain
 

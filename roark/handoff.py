@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .clock import CallClock
 from .recording import RESYNC_TOLERANCE
 
 logger = logging.getLogger("roark.handoff")
@@ -165,9 +166,11 @@ class AudioBuffer:
     processor takes, both under the buffer's lock (never contended for long).
     """
 
-    def __init__(self, handoff: HandOff, drops: Drops) -> None:
+    def __init__(self, handoff: HandOff, drops: Drops, clock: CallClock | None = None) -> None:
         self._handoff = handoff
         self._drops = drops
+        #: the call's clock: the taps stamp frames and playback events with it
+        self.clock = clock or CallClock()
         self._lock = threading.Lock()
         self._runs: list[_Run] = []
         self._current: _Run | None = None

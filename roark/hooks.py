@@ -13,6 +13,7 @@ from typing import Any
 from livekit import rtc
 
 from . import handoff as h
+from .clock import CallClock
 
 logger = logging.getLogger("roark.hooks")
 
@@ -57,8 +58,15 @@ def _scalars(data: dict[str, Any], skip: set[str] = frozenset()) -> dict[str, An
 class SessionHooks:
     """Subscribes to one ``AgentSession``'s events and posts hand-off items for them."""
 
-    def __init__(self, post: Callable[[h.Item], None], on_close: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        post: Callable[[h.Item], None],
+        on_close: Callable[[str], None],
+        clock: CallClock | None = None,
+    ) -> None:
         self._post = post
+        # LiveKit's time.time() stamps, moved onto the call's clock as they arrive
+        self._clock = clock or CallClock()
         self._on_close = on_close
         self._handlers: dict[str, Callable[..., None]] = {
             "conversation_item_added": guarded(self.conversation_item_added),
@@ -91,9 +99,18 @@ class SessionHooks:
             return
         text = item.text_content or ""
         metrics = dict(getattr(item, "metrics", None) or {})  # ChatMessage.metrics: 1.3+
-        created = float(getattr(item, "created_at", None) or time.time())
-        started = metrics.get("started_speaking_at") or created
-        stopped = metrics.get("stopped_speaking_at") or started
+        wall = self._clock.from_wall
+        created = wall(float(getattr(item, "created_at", None) or time.time()))
+        started = (
+            wall(float(metrics["started_speaking_at"]))
+            if metrics.get("started_speaking_at")
+            else created
+        )
+        stopped = (
+            wall(float(metrics["stopped_speaking_at"]))
+            if metrics.get("stopped_speaking_at")
+            else started
+        )
         self._post(
             h.Message(
                 role=role,
@@ -111,23 +128,24 @@ class SessionHooks:
 
     def function_tools_executed(self, ev: Any) -> None:
         now = time.time()
+        wall = self._clock.from_wall
         calls = [
-            (c.call_id, c.name, c.arguments, float(getattr(c, "created_at", now)))
+            (c.call_id, c.name, c.arguments, wall(float(getattr(c, "created_at", now))))
             for c in ev.function_calls
         ]
         outputs = [
-            (o.call_id, o.output, bool(o.is_error), float(getattr(o, "created_at", now)))
+            (o.call_id, o.output, bool(o.is_error), wall(float(getattr(o, "created_at", now))))
             for o in ev.function_call_outputs
             if o is not None
         ]
-        self._post(h.Tools(at=now, calls=calls, outputs=outputs))
+        self._post(h.Tools(at=wall(now), calls=calls, outputs=outputs))
 
     def metrics_collected(self, ev: Any) -> None:
         metrics = ev.metrics
         kind = str(getattr(metrics, "type", "metrics"))
         if kind in _SKIPPED_METRICS:
             return
-        at = float(getattr(metrics, "timestamp", None) or time.time())
+        at = self._clock.from_wall(float(getattr(metrics, "timestamp", None) or time.time()))
         fields = _scalars(metrics.model_dump())
         self._post(h.Metric(kind=kind.removesuffix("_metrics"), at=at, fields=fields))
 
@@ -158,7 +176,7 @@ class SessionHooks:
             fields["usage_type"] = str(getattr(model, "type", "")).removesuffix("_usage")
             models.append(fields)
         if models:
-            self._post(h.Usage(at=time.time(), models=models))
+            self._post(h.Usage(at=self._clock.now(), models=models))
 
 
 def _language(item: Any) -> str | None:

@@ -22,6 +22,7 @@ from livekit.agents.metrics import LLMMetrics
 from livekit.agents.voice import ConversationItemAddedEvent, MetricsCollectedEvent
 
 import roark
+from roark.recording import RESYNC_TOLERANCE
 from roark.testing import LocalRoark, ReceivedCall, observed_by_local_roark
 from roark.testing.scripted import (
     CallScript,
@@ -328,30 +329,41 @@ def test_bad_input_is_delivered_cleanly(observed: dict[str, Observed]) -> None:
 
 
 def _check_channels(obs: Observed) -> None:
-    rec = obs.received.recording
-    rate = obs.received.sample_rate
-    assert rec is not None and rate is not None
     t0 = obs.t0
-    user = [
-        (on - t0, off - t0)
-        for on, off in zip(obs.call.input.turn_onsets, obs.call.input.turn_offsets, strict=True)
-    ]
+    # where the caller spoke: a frame the loop handed out late still belongs where it was due
+    # (roark takes the caller's audio as a steady stream and only re-anchors it on a gap of
+    # more than RESYNC_TOLERANCE); a stall longer than that moves what follows by its length
+    user = [(on - t0, off - t0) for on, off in obs.call.input.turns_due()]
     agent = [
         (s.started_at - t0, s.started_at - t0 + s.played_seconds)
         for s in obs.call.output.segments
         if s.started_at is not None and s.played_seconds > 0
     ]
+    late = obs.call.input.max_lateness
+    _check_placement(obs, user, agent, TOLERANCE + (late if late > RESYNC_TOLERANCE else 0.0))
+
+
+def _check_placement(
+    obs: Observed,
+    user: list[tuple[float, float]],
+    agent: list[tuple[float, float]],
+    tolerance: float,
+) -> None:
+    """Each side's speech is one run on its own channel where it happened, and only there."""
+    rec = obs.received.recording
+    rate = obs.received.sample_rate
+    assert rec is not None and rate is not None
     left, right = active_runs(rec[:, 0], rate), active_runs(rec[:, 1], rate)
     assert len(left) == len(user), (left, user)
     assert len(right) == len(agent), (right, agent)
     for (got_on, got_off), (want_on, want_off) in zip(left + right, user + agent, strict=True):
-        assert abs(got_on - want_on) < TOLERANCE, (got_on, want_on)
-        assert abs(got_off - want_off) < TOLERANCE, (got_off, want_off)
+        assert abs(got_on - want_on) < tolerance, (got_on, want_on)
+        assert abs(got_off - want_off) < tolerance, (got_off, want_off)
     # nothing of one side leaks onto the other (where they did not really talk over each other)
     for mine, theirs, other in ((user, agent, 1), (agent, user, 0)):
         for on, off in mine:
             if not any(a < off and on < b for a, b in theirs):
-                assert energy(rec[:, other], rate, on + TOLERANCE, off - TOLERANCE) == 0.0
+                assert energy(rec[:, other], rate, on + tolerance, off - tolerance) == 0.0
 
 
 def test_speech_lands_where_it_was_spoken_and_played(observed: dict[str, Observed]) -> None:
@@ -431,3 +443,59 @@ def test_recording_on_disk_is_a_stereo_wav(observed: dict[str, Observed]) -> Non
     assert (info.channels, info.samplerate) == (2, 24000)
     data, _ = sf.read(str(path), dtype="int16")
     assert np.array_equal(data, observed["main"].received.recording)
+
+
+STEP = 0.35  # seconds the system clock jumps ahead, in the middle of the caller's turn
+STEP_AFTER = 1.7  # seconds after the caller's audio began (the turn is 1.4 to 2.3 s)
+
+
+def test_a_step_of_the_system_clock_tears_nothing(
+    server: LocalRoark, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NTP or a resumed virtual machine moves time.time() mid-call; the audio keeps its pace."""
+    script = RATES["in8k-mono-20ms-out16k"]
+    real_time = time.time
+    holder: list[ScriptedCall] = []
+
+    def stepped_time() -> float:
+        now = real_time()
+        started = holder[0].input.started_at if holder else None
+        return now + STEP if started is not None and now >= started + STEP_AFTER else now
+
+    async def run() -> tuple[ScriptedCall, JobContext]:
+        call = ScriptedCall(script)
+        holder.append(call)
+
+        @roark.observe(agent_id="support-bot-v3")
+        async def entrypoint(ctx: JobContext) -> None:
+            session = call.build_session()
+            await session.start(agent=SupportAgent(greeting=script.greeting))
+
+        # for everyone in the process, LiveKit included, as a real step would be
+        monkeypatch.setattr(time, "time", stepped_time)
+        ctx = await run_job(entrypoint, call=call, job_id="job-clock-step", timeout=60.0)
+        monkeypatch.setattr(time, "time", real_time)
+        return call, ctx
+
+    call, ctx = asyncio.run(run())
+    received = server.wait_for_call(ctx.job.room.sid, timeout=20)
+    obs = Observed(script=script, call=call, ctx=ctx, received=received)
+    t0 = obs.t0
+    assert call.input.started_at is not None
+    step_at = call.input.started_at + STEP_AFTER
+    # the scripted output stamped playback with the stepped clock: its truth, unstepped
+    agent = []
+    for seg in call.output.segments:
+        assert seg.started_at is not None
+        start = seg.started_at - STEP if seg.started_at >= step_at + STEP else seg.started_at
+        agent.append((start - t0, start - t0 + seg.played_seconds))
+    user = [(on - t0, off - t0) for on, off in call.input.turns_due()]
+    assert user[0][0] < STEP_AFTER - 0.2 and user[0][1] > STEP_AFTER + 0.2  # stepped mid-turn
+    assert call.input.max_lateness < RESYNC_TOLERANCE
+    _check_placement(obs, user, agent, TOLERANCE)
+    # the transcript points at the speech on the recording, before the step and after it
+    rec, rate = received.recording, received.sample_rate
+    runs = {"user": active_runs(rec[:, 0], rate), "assistant": active_runs(rec[:, 1], rate)}
+    for entry in received.transcript:
+        onsets = [on for on, _ in runs[entry["role"]]]
+        assert min(abs(on - entry["audioOffsetMs"] / 1000) for on in onsets) < TOLERANCE, entry

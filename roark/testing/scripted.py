@@ -670,7 +670,9 @@ class ScriptedAudioInput(io.AudioInput):
     exact digital silence. After ``total_seconds`` the iterator ends (LiveKit's session
     just stops forwarding audio). It records the truth: ``started_at`` (wall time the
     first frame was handed out), ``turn_onsets`` / ``turn_offsets`` (wall time the frame
-    holding a turn's first speech sample / first silent sample after it was handed out).
+    holding a turn's first speech sample / first silent sample after it was handed out),
+    :meth:`turns_due` (when those samples were due, at the audio's own steady pace) and
+    ``max_lateness`` (how far behind that pace the event loop ever handed a frame out).
 
     Example::
 
@@ -712,6 +714,19 @@ class ScriptedAudioInput(io.AudioInput):
         self.turn_offsets: list[float] = []
         """Wall time the first silent frame after each turn was handed out, in turn order."""
         self.frames_sent = 0
+        self.max_lateness = 0.0
+        """Most seconds any frame was handed out after it was due (a stalled event loop)."""
+
+    def turns_due(self) -> list[tuple[float, float]]:
+        """Wall times each turn's first speech sample and first silent sample after it were due.
+
+        Counted at the audio's pace from ``started_at``: where a recorder that takes the
+        caller's audio as a steady stream places the turn, however late a stalled event loop
+        handed the frames out.
+        """
+        base = self.started_at or 0.0
+        rate = self._sample_rate
+        return [(base + start / rate, base + end / rate) for start, end in self._bounds]
 
     @property
     def sample_rate(self) -> int:
@@ -773,6 +788,8 @@ class ScriptedAudioInput(io.AudioInput):
 
         first = self._next_sample
         last = min(first + self._samples_per_frame, self._total_samples)
+        due = self._t0 + first / self._sample_rate
+        self.max_lateness = max(self.max_lateness, loop.time() - due)
         frame = self._render(first, last)
         self._next_sample = last
         self.frames_sent += 1

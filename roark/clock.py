@@ -1,0 +1,51 @@
+"""A call's clock: wall time that a step of the system clock cannot tear.
+
+LiveKit stamps its events with ``time.time()`` and the audio taps stamp frames as they pass.
+When the system clock is stepped mid-call (NTP, a virtual machine paused and resumed, live
+migration), ``time.time()`` jumps while the audio keeps its pace: frames stamped with it
+would leave a hole (or an overlap) the step's length in the caller's channel, and every
+offset after it would be off by the step. A call's clock counts ``time.monotonic()`` from the
+wall time at the call's start, and moves LiveKit's wall timestamps back by the step that was
+in effect when they were taken.
+"""
+
+from __future__ import annotations
+
+import time
+
+# smaller differences between the two clocks are drift and jitter, not a step
+_STEP = 0.005
+
+
+class CallClock:
+    """Wall time as of the call's start, advancing with the monotonic clock."""
+
+    def __init__(self) -> None:
+        wall = time.time()
+        self._offset = wall - time.monotonic()
+        self._seen = wall  # the wall clock when last looked at
+        # (wall time from which on, seconds time.time() runs ahead of this clock)
+        self._steps: list[tuple[float, float]] = [(float("-inf"), 0.0)]
+
+    def now(self) -> float:
+        self._look()
+        return time.monotonic() + self._offset
+
+    def from_wall(self, at: float) -> float:
+        """A ``time.time()`` stamp (LiveKit's, the processor's) on this clock."""
+        self._look()
+        for since, step in reversed(self._steps):
+            if at >= since:
+                return at - step
+        return at
+
+    def _look(self) -> None:
+        wall = time.time()
+        step = wall - time.monotonic() - self._offset
+        last = self._steps[-1][1]
+        if abs(step - last) > _STEP:
+            # stamps before the step are at most a little past the last look; after a jump
+            # ahead they are at least the jump past it (backwards, from this look on)
+            jump = step - last
+            self._steps.append((self._seen + jump / 2 if jump > 0 else wall, step))
+        self._seen = wall
