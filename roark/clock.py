@@ -15,10 +15,17 @@ import time
 
 # smaller differences between the two clocks are drift and jitter, not a step
 _STEP = 0.005
+# a look at the clocks interrupted for longer than this (the thread lost its core) is ignored
+_READ_WINDOW = 0.0005
+_MAX_STEPS = 16
 
 
 class CallClock:
-    """Wall time as of the call's start, advancing with the monotonic clock."""
+    """Wall time as of the call's start, advancing with the monotonic clock.
+
+    Used from the event loop (the taps, the hooks) and the processor thread; ``_steps`` is
+    only ever appended to and read, so the two need no lock.
+    """
 
     def __init__(self) -> None:
         wall = time.time()
@@ -40,12 +47,16 @@ class CallClock:
         return at
 
     def _look(self) -> None:
+        before = time.monotonic()
         wall = time.time()
-        step = wall - time.monotonic() - self._offset
+        after = time.monotonic()
+        if after - before > _READ_WINDOW:
+            return
+        step = wall - (before + after) / 2 - self._offset
         last = self._steps[-1][1]
-        if abs(step - last) > _STEP:
-            # stamps before the step are at most a little past the last look; after a jump
-            # ahead they are at least the jump past it (backwards, from this look on)
+        if abs(step - last) > _STEP and len(self._steps) < _MAX_STEPS:
+            # stamps before a jump ahead are at most a little past the last look, stamps after
+            # it at least the jump past it; after a jump back, take them from this look on
             jump = step - last
             self._steps.append((self._seen + jump / 2 if jump > 0 else wall, step))
         self._seen = wall
