@@ -28,9 +28,7 @@ class CallClock:
     """
 
     def __init__(self) -> None:
-        wall = time.time()
-        self._offset = wall - time.monotonic()
-        self._seen = wall  # the wall clock when last looked at
+        self._offset = time.time() - time.monotonic()
         # (wall time from which on, seconds time.time() runs ahead of this clock)
         self._steps: list[tuple[float, float]] = [(float("-inf"), 0.0)]
 
@@ -55,8 +53,7 @@ class CallClock:
         step = wall - (before + after) / 2 - self._offset
         last = self._steps[-1][1]
         if abs(step - last) > _STEP and len(self._steps) < _MAX_STEPS:
-            # stamps before a jump ahead are at most a little past the last look, stamps after
-            # it at least the jump past it; after a jump back, take them from this look on
-            jump = step - last
-            self._steps.append((self._seen + jump / 2 if jump > 0 else wall, step))
-        self._seen = wall
+            # after a jump ahead, stamps taken before it are below this look's time without
+            # the jump, and stamps taken after it at or above it (the looks come every frame,
+            # far more often than a jump's length); after a jump back, from this look on
+            self._steps.append((wall - max(step - last, 0.0), step))

@@ -99,24 +99,16 @@ class SessionHooks:
             return
         text = item.text_content or ""
         metrics = dict(getattr(item, "metrics", None) or {})  # ChatMessage.metrics: 1.3+
-        wall = self._clock.from_wall
-        created = wall(float(getattr(item, "created_at", None) or time.time()))
-        started = (
-            wall(float(metrics["started_speaking_at"]))
-            if metrics.get("started_speaking_at")
-            else created
-        )
-        stopped = (
-            wall(float(metrics["stopped_speaking_at"]))
-            if metrics.get("stopped_speaking_at")
-            else started
-        )
+        created = float(getattr(item, "created_at", None) or time.time())
+        started = float(metrics.get("started_speaking_at") or created)
+        stopped = float(metrics.get("stopped_speaking_at") or started)
+        started, stopped = self._clock.from_wall(started), self._clock.from_wall(stopped)
         self._post(
             h.Message(
                 role=role,
                 text=text,
-                started_at=float(started),
-                stopped_at=float(stopped),
+                started_at=started,
+                stopped_at=stopped,
                 interrupted=bool(getattr(item, "interrupted", False)),
                 language=_language(item),
             )
@@ -124,7 +116,7 @@ class SessionHooks:
         turn = _scalars(metrics, _TURN_SKIP)
         if turn:
             turn["role"] = role
-            self._post(h.Metric(kind="turn", at=float(stopped), fields=turn))
+            self._post(h.Metric(kind="turn", at=stopped, fields=turn))
 
     def function_tools_executed(self, ev: Any) -> None:
         now = time.time()

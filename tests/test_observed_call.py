@@ -456,11 +456,15 @@ def test_a_step_of_the_system_clock_tears_nothing(
     script = RATES["in8k-mono-20ms-out16k"]
     real_time = time.time
     holder: list[ScriptedCall] = []
+    stepped: list[float] = []  # the wall times time.time() answered with the step
 
     def stepped_time() -> float:
         now = real_time()
         started = holder[0].input.started_at if holder else None
-        return now + STEP if started is not None and now >= started + STEP_AFTER else now
+        if started is None or now < started + STEP_AFTER:
+            return now
+        stepped.append(now + STEP)
+        return now + STEP
 
     async def run() -> tuple[ScriptedCall, JobContext]:
         call = ScriptedCall(script)
@@ -492,6 +496,8 @@ def test_a_step_of_the_system_clock_tears_nothing(
     user = [(on - t0, off - t0) for on, off in call.input.turns_due()]
     assert user[0][0] < STEP_AFTER - 0.2 and user[0][1] > STEP_AFTER + 0.2  # stepped mid-turn
     assert call.input.max_lateness < RESYNC_TOLERANCE
+    # the step was taken, and the agent's reply played after it
+    assert stepped and call.output.segments[-1].started_at >= step_at + STEP
     _check_placement(obs, user, agent, TOLERANCE)
     # the transcript points at the speech on the recording, before the step and after it
     rec, rate = received.recording, received.sample_rate

@@ -300,11 +300,10 @@ class GcPauses:
         else:
             self.pauses.append((self._began, time.perf_counter(), info.get("generation", -1)))
 
-    def __enter__(self) -> GcPauses:
+    def start(self) -> None:
         gc.callbacks.append(self._callback)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         gc.callbacks.remove(self._callback)
 
     def summary(self, stall_windows: list[tuple[float, float]]) -> JSON:
@@ -567,7 +566,8 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
     rss_before = vm_mb("VmRSS")
     loop_cpu0 = threads_cpu([loop_thread])
     roark_cpu0 = named_threads_cpu("roark-")
-    gc_pauses = GcPauses().__enter__()
+    gc_pauses = GcPauses()
+    gc_pauses.start()
     probe.start()
     if sampler is not None:
         sampler.start()
@@ -589,7 +589,7 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
         name: used - roark_cpu0.get(name, 0.0) for name, used in named_threads_cpu("roark-").items()
     }
     lag = await probe.stop()
-    gc_pauses.__exit__()
+    gc_pauses.stop()
     lag["gc"] = gc_pauses.summary(probe.stall_windows)
     rss_samples = await sampler.stop() if sampler is not None else None
     first = [o["first_audio_s"] for o in outcomes if o["first_audio_s"] is not None]
