@@ -168,6 +168,23 @@ def threads_cpu(native_ids: Sequence[int]) -> float | None:
     return total
 
 
+def thread_counters(native_id: int) -> dict[str, float]:
+    """User and system CPU seconds and context switches of one thread (Linux only)."""
+    try:
+        stat = Path(f"/proc/self/task/{native_id}/stat").read_text()
+        status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    except OSError:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = stat.rsplit(")", 1)[1].split()
+    out = {"user_s": int(fields[11]) / tick, "system_s": int(fields[12]) / tick}
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+            out[key.split("_")[0]] = int(value)
+    return out
+
+
 def named_threads_cpu(prefix: str) -> dict[str, float]:
     """CPU seconds of each live thread whose name starts with ``prefix``, by name."""
     out: dict[str, float] = {}
@@ -293,12 +310,14 @@ class GcPauses:
     def __init__(self) -> None:
         self.pauses: list[tuple[float, float, int]] = []  # (start, end) perf_counter, generation
         self._began = 0.0
+        self.threads: list[str] = []
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._began = time.perf_counter()
         else:
             self.pauses.append((self._began, time.perf_counter(), info.get("generation", -1)))
+            self.threads.append(threading.current_thread().name)
 
     def start(self) -> None:
         gc.callbacks.append(self._callback)
@@ -313,6 +332,15 @@ class GcPauses:
             "gen2": sum(1 for *_, g in self.pauses if g == 2),
             "max_ms": max(long, default=0.0),
             "total_ms": sum(long),
+            "by_gen": {
+                g: [
+                    sum(1 for *_, x in self.pauses if x == g),
+                    round(sum((e - b) * 1000 for b, e, x in self.pauses if x == g), 1),
+                    round(max([(e - b) * 1000 for b, e, x in self.pauses if x == g], default=0), 2),
+                ]
+                for g in (0, 1, 2)
+            },
+            "by_thread": {t: self.threads.count(t) for t in set(self.threads)},
             "stalls_during_gc": sum(
                 1
                 for s_b, s_e in stall_windows
@@ -565,6 +593,7 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
     gc.collect()
     rss_before = vm_mb("VmRSS")
     loop_cpu0 = threads_cpu([loop_thread])
+    loop_counters0 = thread_counters(loop_thread)
     roark_cpu0 = named_threads_cpu("roark-")
     gc_pauses = GcPauses()
     gc_pauses.start()
@@ -585,6 +614,9 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
 
     cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
     loop_cpu1 = threads_cpu([loop_thread])
+    loop_counters = {
+        k: round(v - loop_counters0.get(k, 0), 2) for k, v in thread_counters(loop_thread).items()
+    }
     roark_cpu = {
         name: used - roark_cpu0.get(name, 0.0) for name, used in named_threads_cpu("roark-").items()
     }
@@ -604,6 +636,8 @@ async def run_calls(spec: ChildSpec, observer: Observer) -> JSON:
         "loop_thread_cpu_s": (
             loop_cpu1 - loop_cpu0 if loop_cpu0 is not None and loop_cpu1 is not None else None
         ),
+        # user/system CPU and context switches: what contention costs the loop thread
+        "loop_thread_counters": loop_counters,
         # roark's worker threads (processor, senders) during the calls
         "roark_threads_cpu_s": sum(roark_cpu.values()) if roark_cpu else None,
         "roark_threads_cpu_by_thread": roark_cpu,
@@ -968,6 +1002,12 @@ def run_all(opts: Options) -> JSON:
     return results
 
 
+def _preempted(run: JSON) -> str:
+    # a thread taking the loop's core while it had work: roark's own, or the local Roark's
+    times = (run.get("loop_thread_counters") or {}).get("nonvoluntary")
+    return "" if times is None else f" ({times:.0f}×)"
+
+
 def _median_run(runs: list[JSON], hang: bool) -> JSON:
     """The run with the median CPU (first audio, for the hung pass), others kept inside it.
 
@@ -1189,7 +1229,8 @@ def render(results: JSON) -> str:
     lines.append("")
     lines.append(
         "| config | N | lag p50 / p99 / max ms | stalls >5 ms (in GC) | CPU s/call-min | "
-        "over bare | slope s/call-min | slope over bare | loop-thread CPU s | roark-thread CPU s |"
+        "over bare | slope s/call-min | slope over bare | loop-thread CPU s (preempted) | "
+        "roark-thread CPU s |"
     )
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
     rows2: list[str] = []
@@ -1211,7 +1252,8 @@ def render(results: JSON) -> str:
                 f"| {_fmt(run.get('cpu_over_bare_s_per_call_min'), 3, signed=True)} "
                 f"| {_fmt(run.get('slope_cpu_s_per_call_min'), 3)} "
                 f"| {_fmt(run.get('slope_over_bare_s_per_call_min'), 3, signed=True)} "
-                f"| {_fmt(run.get('loop_thread_cpu_s'))} | {_fmt(run.get('roark_threads_cpu_s'))} |"
+                f"| {_fmt(run.get('loop_thread_cpu_s'))}{_preempted(run)} "
+                f"| {_fmt(run.get('roark_threads_cpu_s'))} |"
             )
             delivery = run.get("delivery")
             delivered_text = (
