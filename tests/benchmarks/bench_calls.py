@@ -156,15 +156,12 @@ def vm_mb(field: str) -> float | None:
 
 def threads_cpu(native_ids: Sequence[int]) -> float | None:
     """CPU seconds of the given threads of this process (Linux only; 10 ms resolution)."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for tid in native_ids:
-        try:
-            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
-        except OSError:
+        counters = thread_counters(tid)
+        if not counters:
             return None
-        fields = stat.rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        total += counters["user_s"] + counters["system_s"]
     return total
 
 
@@ -308,16 +305,17 @@ class GcPauses:
     """
 
     def __init__(self) -> None:
-        self.pauses: list[tuple[float, float, int]] = []  # (start, end) perf_counter, generation
+        # (start, end) perf_counter, generation, the thread it ran on
+        self.pauses: list[tuple[float, float, int, str]] = []
         self._began = 0.0
-        self.threads: list[str] = []
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._began = time.perf_counter()
         else:
-            self.pauses.append((self._began, time.perf_counter(), info.get("generation", -1)))
-            self.threads.append(threading.current_thread().name)
+            generation = info.get("generation", -1)
+            thread = threading.current_thread().name
+            self.pauses.append((self._began, time.perf_counter(), generation, thread))
 
     def start(self) -> None:
         gc.callbacks.append(self._callback)
@@ -326,25 +324,26 @@ class GcPauses:
         gc.callbacks.remove(self._callback)
 
     def summary(self, stall_windows: list[tuple[float, float]]) -> JSON:
-        long = [(e - b) * 1000 for b, e, _ in self.pauses]
+        long = [(e - b) * 1000 for b, e, *_ in self.pauses]
+        by_gen: dict[int, JSON] = {}
+        by_thread: dict[str, int] = {}
+        for ms, (*_, generation, thread) in zip(long, self.pauses, strict=True):
+            entry = by_gen.setdefault(generation, {"count": 0, "total_ms": 0.0, "max_ms": 0.0})
+            entry["count"] += 1
+            entry["total_ms"] += ms
+            entry["max_ms"] = max(entry["max_ms"], ms)
+            by_thread[thread] = by_thread.get(thread, 0) + 1
         return {
             "collections": len(self.pauses),
-            "gen2": sum(1 for *_, g in self.pauses if g == 2),
+            "gen2": by_gen.get(2, {}).get("count", 0),
             "max_ms": max(long, default=0.0),
             "total_ms": sum(long),
-            "by_gen": {
-                g: [
-                    sum(1 for *_, x in self.pauses if x == g),
-                    round(sum((e - b) * 1000 for b, e, x in self.pauses if x == g), 1),
-                    round(max([(e - b) * 1000 for b, e, x in self.pauses if x == g], default=0), 2),
-                ]
-                for g in (0, 1, 2)
-            },
-            "by_thread": {t: self.threads.count(t) for t in set(self.threads)},
+            "by_gen": by_gen,
+            "by_thread": by_thread,
             "stalls_during_gc": sum(
                 1
                 for s_b, s_e in stall_windows
-                if any(b < s_e and e > s_b for b, e, _ in self.pauses)
+                if any(b < s_e and e > s_b for b, e, *_ in self.pauses)
             ),
         }
 
