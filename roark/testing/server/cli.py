@@ -1,0 +1,95 @@
+"""``python -m roark.testing.server``: run a local Roark by hand until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from .local_roark import LocalRoark
+from .records import ReceivedCall
+
+
+def summary_line(call: ReceivedCall) -> str:
+    """One line about a received call, as the CLI prints it."""
+    duration = f"{call.duration_s:.1f}s" if call.duration_s is not None else "no audio"
+    line = (
+        f"call {call.livekit_call_id}: agent={call.agent_id} reason={call.reason} "
+        f"recording={duration} transcript={len(call.transcript)} "
+        f"tools={len(call.tool_calls)} metrics={len(call.metrics)} chunks={len(call.chunks)}"
+    )
+    if call.recording_path is not None:
+        line += f" -> {call.recording_path}"
+    if call.violations:
+        line += f" ({len(call.violations)} violation(s))"
+    return line
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_until_interrupted(stop: Callable[[], None]) -> None:
+    """Sleep until Ctrl-C or SIGTERM, then call ``stop``."""
+    if threading.current_thread() is threading.main_thread():
+        # `kill` and process managers send SIGTERM; stop as cleanly as on Ctrl-C
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+    finally:
+        stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m roark.testing.server",
+        description="A local, contract-faithful Roark server for LiveKit Agents calls.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8787)
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("ROARK_API_KEY") or "roark-local-key",
+        help="key that requests must carry (default: $ROARK_API_KEY or roark-local-key)",
+    )
+    parser.add_argument("--recordings-dir", default=None, help="where to write call WAVs")
+    parser.add_argument(
+        "--no-envelope", action="store_true", help="answer chunk-upload-url without {data: ...}"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a local Roark until Ctrl-C: ``python -m roark.testing.server --port 8787``."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    server = LocalRoark(
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        recordings_dir=args.recordings_dir,
+        envelope=not args.no_envelope,
+        on_call_ended=lambda call: print(summary_line(call), flush=True),
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Local Roark listening on {server.base_url} (Ctrl-C to stop)", flush=True)
+    print(f"  ROARK_BASE_URL={server.base_url}", flush=True)
+    print(f"  recordings: {server.recordings_dir}", flush=True)
+    serve_until_interrupted(server.stop)
+    return 0
