@@ -334,7 +334,8 @@ function latencySection(page) {
     el("p", { class: "muted" },
       "Heard: the silence the caller heard, measured on the recording from the end of the caller's speech (left) ",
       "to the start of the agent's audio (right). It adds up: heard = EOU + LLM TTFT + TTS TTFB + remainder. ",
-      "STT (transcription delay) runs inside the EOU delay. Stages are LiveKit's metrics for the turn."),
+      "STT (transcription delay) runs inside the EOU delay. Stages are LiveKit's metrics for the turn; ",
+      "a negative remainder means they count more than the caller heard (they overlap, or LiveKit saw the speech end earlier)."),
     el("table", {},
       el("thead", {}, el("tr", {},
         ...["Agent turn", "Caller stopped", "Agent started", "Heard", "EOU", "(STT)", "LLM TTFT", "TTS TTFB", "Remainder"]
