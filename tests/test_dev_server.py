@@ -80,6 +80,12 @@ def test_calls_survive_a_restart(folder: Path) -> None:
         assert raw_back.content == raw
         call = server.wait_for_call(CID, timeout=5)
         assert np.array_equal(call.recording, pcm)
+        # a resent call-ended (its sender timed out) is kept, and finds the work done
+        wav = server.store.call_folder(CID) / "recording.wav"
+        stitched_at = wav.stat().st_mtime_ns
+        assert post(server.base_url + EVENT_PATH, raw).status_code == 200
+        assert server.store.received(CID).ended_count == 2
+        assert wav.stat().st_mtime_ns == stitched_at
         # a chunk for the call now comes after its call-ended, even across the restart
         body = {"livekitCallId": CID, "chunkIndex": 3, "contentType": "audio/pcm"}
         post(server.base_url + UPLOAD_URL_PATH, body)

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS calls (
     ended_count INTEGER NOT NULL DEFAULT 0,
     sample_rate INTEGER,
     frames INTEGER,
+    stitched TEXT,
     finished_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -277,17 +278,18 @@ class FolderStore(CallStore):
             indices = sorted(set(self._indices("chunk_puts", call_id)))
             ended = self._first_event(call_id, "call-ended")
         folder = self.call_folder(call_id)
-        frames = None
-        if indices and rate:
+        frames, stitched = None, f"{rate}:{','.join(map(str, indices))}"
+        # a resent call-ended (a client that timed out waiting) finds the work done
+        if indices and rate and stitched != row["stitched"]:
             frames = self._stitch(folder, indices, int(rate))
             self._analyze(folder, ended or {})
         with self.changed:
             self._db.execute(
                 "UPDATE calls SET sample_rate = COALESCE(?, sample_rate),"
-                " frames = COALESCE(?, frames),"
+                " frames = COALESCE(?, frames), stitched = COALESCE(?, stitched),"
                 " finished_seq = COALESCE(finished_seq,"
                 " (SELECT COALESCE(MAX(finished_seq), 0) + 1 FROM calls)) WHERE call_id = ?",
-                (rate if frames is not None else None, frames, call_id),
+                (rate if frames is not None else None, frames, frames and stitched, call_id),
             )
             self.changed.notify_all()
             return self._received(call_id)

@@ -87,6 +87,15 @@ def render(first: int, last: int, turns: list[dict[str, Any]], voices: list[np.n
     return frames.tobytes()
 
 
+def tool_records(call_id: str, at_ms: int, *, failed: bool) -> list[dict[str, Any]]:
+    """A lookup the agent makes after a caller turn, and its result."""
+    common = {"toolCallId": call_id, "timestamp": iso(at_ms / 1000), "audioOffsetMs": at_ms}
+    return [
+        {"kind": "tool_call", "name": "lookup_order", "arguments": '{"order": 4217}', **common},
+        {"kind": "tool_result", "content": '{"status": "shipped"}', "isError": failed, **common},
+    ]
+
+
 def ended_body(turns: list[dict[str, Any]], duration: float) -> dict[str, Any]:
     transcript, tools, metrics = [], [], []
     for i, turn in enumerate(turns):
@@ -111,28 +120,7 @@ def ended_body(turns: list[dict[str, Any]], duration: float) -> dict[str, Any]:
         extra = role_fields.pop("extra", {})
         metrics.append({**record, **role_fields, "extra": {**extra, "role": turn["role"]}})
         if turn["role"] == "user" and i % 16 == 2:
-            call_id = f"call_{i}"
-            at = end_ms + 300
-            tools.append(
-                {
-                    "kind": "tool_call",
-                    "toolCallId": call_id,
-                    "name": "lookup_order",
-                    "arguments": '{"order_id": "4217"}',
-                    "timestamp": iso(at / 1000),
-                    "audioOffsetMs": at,
-                }
-            )
-            tools.append(
-                {
-                    "kind": "tool_result",
-                    "toolCallId": call_id,
-                    "content": '{"status": "shipped"}',
-                    "isError": i % 48 == 2,
-                    "timestamp": iso(at / 1000 + 0.05),
-                    "audioOffsetMs": at + 50,
-                }
-            )
+            tools += tool_records(f"call_{i}", end_ms + 300, failed=i % 48 == 2)
     return {
         "event": "call-ended",
         "livekitCallId": CALL_ID,

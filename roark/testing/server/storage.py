@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -150,6 +150,7 @@ _DEEP_COPIED = ("started", "ended", "events")
 
 @dataclass(eq=False)
 class _MemoryCall(ReceivedCall):
+    chunks: dict[int, bytes] = field(default_factory=dict)
     ended_mono: float | None = None
 
     def snapshot(self) -> ReceivedCall:
