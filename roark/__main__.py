@@ -1,4 +1,5 @@
-"""The ``roark`` command: check the configuration, deliver a spool, run a local Roark."""
+"""The ``roark`` command: check the configuration, deliver a spool, run a local Roark (alone,
+or with a viewer: ``roark dev``)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument("--api-key", default="roark-local-key")
     serve.set_defaults(fn=_serve)
+    from .dev import cli as dev_cli  # `roark dev`: the local Roark with a viewer
+
+    dev_cli.add_arguments(sub.add_parser("dev", help=dev_cli.HELP, description=dev_cli.HELP))
+    sub.choices["dev"].set_defaults(fn=dev_cli.run)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     return int(args.fn(args))

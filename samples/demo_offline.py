@@ -1,10 +1,12 @@
 """An observed call, offline: a scripted caller talks to a real LiveKit ``AgentSession``, roark
-captures the call and delivers it to a local Roark started here. No keys, no network.
+captures the call and delivers it to a local Roark started here (``roark dev``'s, with its
+viewer). No keys, no network.
 
-    python samples/demo_offline.py [--out roark-demo-output]
+    python samples/demo_offline.py [--out roark-demo-output] [--view]
 
-It prints what Roark received: the transcript, the tool calls, the metrics, and where the
-stereo recording (left = caller, right = agent) was written.
+It prints what Roark received: the transcript, the tool calls, the metrics, where the stereo
+recording (left = caller, right = agent) was written, and where to see and hear the call in
+the browser. With ``--view`` the viewer stays open until Ctrl-C; without it the demo exits.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 from livekit.agents import JobContext
 
 import roark
-from roark.testing import observed_by_local_roark
+from roark.dev.server import DevServer
+from roark.testing import observed_by
 from roark.testing.scripted import (
     CallScript,
     LLMReply,
@@ -29,6 +32,8 @@ from roark.testing.scripted import (
     UserTurn,
     run_job,
 )
+from roark.testing.server import ReceivedCall
+from roark.testing.server.cli import serve_until_interrupted
 
 SYSTEM_PROMPT = "You are Ava, a support agent for an online shop. Keep answers short."
 
@@ -49,6 +54,7 @@ SCRIPT = CallScript(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="roark-demo-output", help="folder for the outputs")
+    parser.add_argument("--view", action="store_true", help="keep the viewer open (Ctrl-C)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("roark").setLevel(logging.INFO)
@@ -68,12 +74,31 @@ def main() -> int:
         session = call.build_session()
         await session.start(agent=SupportAgent(greeting=SCRIPT.greeting))
 
-    with observed_by_local_roark(out) as server:
+    server = DevServer(out / ".roark").start()
+    try:
         print(f"local Roark on {server.base_url}; running a scripted call (about 12 s)...")
-        ctx = asyncio.run(run_job(entrypoint, call=call, job_id="demo-job", timeout=60))
+        with observed_by(server, out / "spool"):
+            ctx = asyncio.run(run_job(entrypoint, call=call, job_id="demo-job", timeout=60))
         received = server.wait_for_call(ctx.job.room.sid, timeout=20)
-        server.assert_no_violations()
+        ok = report(received, out) and not server.ingest.violations
+        page = server.call_url(received.livekit_call_id)
+        if args.view:
+            print(f"\nsee and hear the call: {page}\n(Ctrl-C to stop)", flush=True)
+            serve_until_interrupted(server.stop)
+        else:
+            path = page[len(server.base_url) :]
+            print(
+                f"\nsee and hear the call: run `roark dev --dir {args.out}/.roark` and open "
+                f"http://127.0.0.1:8787{path} (or run this demo with --view)"
+            )
+    finally:
+        server.stop()
+    print("\ndemo OK" if ok else "\ndemo FAILED: the call is incomplete")
+    return 0 if ok else 1
 
+
+def report(received: ReceivedCall, out: Path) -> bool:
+    """Print what Roark received; whether the call is complete."""
     print(f"\nRoark received call {received.livekit_call_id}, ended: {received.reason}")
     print("\ntranscript:")
     for entry in received.transcript:
@@ -90,14 +115,12 @@ def main() -> int:
         f"{len(received.chunks)} chunks -> {received.recording_path}"
     )
     print(f"spool (empty once delivered): {out / 'spool'}")
-    ok = (
+    return (
         [t["role"] for t in received.transcript]
         == ["assistant", "user", "assistant", "user", "assistant"]
         and len(received.tool_calls) == 2
         and received.recording is not None
     )
-    print("\ndemo OK" if ok else "\ndemo FAILED: the call is incomplete")
-    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -16,11 +16,38 @@ import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .server import LocalRoark, ReceivedCall
 
-__all__ = ["LocalRoark", "ReceivedCall", "observed_by_local_roark"]
+__all__ = ["LocalRoark", "ReceivedCall", "observed_by", "observed_by_local_roark"]
+
+
+class _Server(Protocol):
+    api_key: str
+    base_url: str
+
+
+@contextlib.contextmanager
+def observed_by(server: _Server, spool_dir: str | Path, **settings: Any) -> Iterator[None]:
+    """Point roark at a started ``server`` (anything with ``api_key`` and ``base_url``);
+    shut roark down and restore the previous configuration after."""
+    from .. import client as roark_client
+
+    previous = roark_client.get_client()
+    roark_client.configure(
+        api_key=server.api_key,
+        base_url=server.base_url,
+        enabled=True,
+        spool_dir=spool_dir,
+        **settings,
+    )
+    try:
+        yield
+    finally:
+        roark_client.shutdown(timeout=5.0)
+        if previous is not None:
+            roark_client.install(previous.settings)
 
 
 @contextlib.contextmanager
@@ -32,22 +59,12 @@ def observed_by_local_roark(
     ``folder`` holds the spool and the recordings (a temporary folder by default); other
     keyword arguments go to :func:`roark.configure`.
     """
-    from .. import client as roark_client
-
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="roark-test-"))
         folder = Path(folder)
         server = LocalRoark(recordings_dir=folder / "recordings").start()
         stack.callback(server.stop)
-        previous = roark_client.get_client()
-        settings.setdefault("spool_dir", folder / "spool")
-        roark_client.configure(
-            api_key=server.api_key, base_url=server.base_url, enabled=True, **settings
-        )
-        try:
-            yield server
-        finally:
-            roark_client.shutdown(timeout=5.0)
-            if previous is not None:
-                roark_client.install(previous.settings)
+        spool_dir = settings.pop("spool_dir", folder / "spool")
+        stack.enter_context(observed_by(server, spool_dir, **settings))
+        yield server

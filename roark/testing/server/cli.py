@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from .local_roark import LocalRoark
 from .records import ReceivedCall
@@ -48,6 +49,24 @@ def serve_until_interrupted(stop: Callable[[], None]) -> None:
         stop()
 
 
+class _Server(Protocol):
+    def start(self) -> object: ...
+    def stop(self) -> None: ...
+
+
+def run_until_interrupted(server: _Server, banner: Callable[[], str], where: str) -> int:
+    """Start ``server``, print ``banner()`` and serve until Ctrl-C: 0, or 1 if it cannot
+    listen on ``where``."""
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"cannot listen on {where}: {exc}", file=sys.stderr)
+        return 1
+    print(banner(), flush=True)
+    serve_until_interrupted(server.stop)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m roark.testing.server",
@@ -83,13 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         envelope=not args.no_envelope,
         on_call_ended=lambda call: print(summary_line(call), flush=True),
     )
-    try:
-        server.start()
-    except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    print(f"Local Roark listening on {server.base_url} (Ctrl-C to stop)", flush=True)
-    print(f"  ROARK_BASE_URL={server.base_url}", flush=True)
-    print(f"  recordings: {server.recordings_dir}", flush=True)
-    serve_until_interrupted(server.stop)
-    return 0
+
+    def banner() -> str:
+        return (
+            f"Local Roark listening on {server.base_url} (Ctrl-C to stop)\n"
+            f"  ROARK_BASE_URL={server.base_url}\n  recordings: {server.recordings_dir}"
+        )
+
+    return run_until_interrupted(server, banner, f"{args.host}:{args.port}")

@@ -21,6 +21,7 @@ ENDPOINTS = frozenset({"event", "upload_url", "put"})
 KEY_HEADERS = ("x-roark-api-key", "authorization")
 MAX_BODY = 256 * 1024 * 1024
 MAX_ERRORS = 20
+CHUNKED_REFUSED = "chunked Transfer-Encoding is refused; send Content-Length"
 
 _ISO_UTC = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|[+-]00:?00)$"
@@ -333,6 +334,26 @@ def parse_json_object(body: bytes) -> tuple[dict[str, Any], str | None]:
     if error is None and not isinstance(payload, dict):
         error = f"body must be a JSON object, got {describe(payload)}"
     return (payload if error is None else {}), error
+
+
+def framing_problem(
+    method: str, content_length: str | None, transfer_encoding: str | None
+) -> tuple[int, str] | None:
+    """Why a request's body framing is refused, as ``(status, reason)``, or None.
+
+    Like a strict storage host or API gateway: Content-Length is required on a body,
+    chunked uploads are refused, and bodies are capped at ``MAX_BODY``.
+    """
+    if (transfer_encoding or "identity").lower() != "identity":
+        return 411, CHUNKED_REFUSED
+    if content_length is None:
+        return (411, "Content-Length is required") if method in ("POST", "PUT", "PATCH") else None
+    raw = content_length.strip()
+    if not (raw.isascii() and raw.isdigit()):
+        return 400, f"bad Content-Length {content_length!r}"
+    if int(raw) > MAX_BODY:
+        return 413, f"body of {int(raw)} bytes is too large"
+    return None
 
 
 def media_type(headers: dict[str, str]) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .contract import MAX_BODY
+from .contract import CHUNKED_REFUSED, MAX_BODY, framing_problem
 from .replies import Reply
 
 logger = logging.getLogger(__name__)
@@ -101,25 +101,15 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def read_body(self) -> tuple[bytes | None, tuple[int, str] | None]:
         """Read exactly Content-Length bytes, or return (None, (status, reason)) to refuse."""
-        problem: tuple[int, str] | None = None
         raw = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "identity").lower() != "identity":
-            # Storage hosts refuse chunked uploads; drain the body so the client reads the 411.
-            if self._drain_chunked():
-                return None, (411, "chunked Transfer-Encoding is refused; send Content-Length")
+        problem = framing_problem(self.command, raw, self.headers.get("Transfer-Encoding"))
+        if problem is not None and problem[1] == CHUNKED_REFUSED and not self._drain_chunked():
             problem = (400, "malformed chunked body")
-        elif raw is None:
-            if self.command not in ("POST", "PUT", "PATCH"):
-                return b"", None
-            problem = (411, "Content-Length is required")
-        elif not (raw.strip().isascii() and raw.strip().isdigit()):
-            problem = (400, f"bad Content-Length {raw!r}")
-        elif int(raw) > MAX_BODY:
-            problem = (413, f"body of {int(raw)} bytes is too large")
-        if problem is not None or raw is None:
+        # Storage hosts refuse chunked uploads; the body was drained so the client reads the 411
+        if problem is not None:
             self.close_connection = True
             return None, problem
-        length = int(raw)
+        length = int(raw) if raw is not None else 0
         body = self.rfile.read(length) if length else b""
         if len(body) != length:
             self.close_connection = True

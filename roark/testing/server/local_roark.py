@@ -7,6 +7,7 @@ what they accept in a store (``storage.py``), and every request is logged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -255,13 +256,8 @@ class LocalRoark:
             call = server.wait_for_call("RM_abc", timeout=5)
         """
 
-        def ready() -> ReceivedCall | None:
-            ended = self._store.ended_ids()
-            if livekit_call_id is None:
-                return self._store.received(ended[0]) if ended else None
-            return self._store.received(livekit_call_id) if livekit_call_id in ended else None
-
         what = "any call" if livekit_call_id is None else repr(livekit_call_id)
+        ready = functools.partial(self._store.finished_call, livekit_call_id)
         return self._wait(ready, timeout, f"no call-ended for {what}")
 
     def wait_for_calls(self, n: int, *, timeout: float = 15.0) -> list[ReceivedCall]:
@@ -329,16 +325,10 @@ class LocalRoark:
     # ---------------------------------------------------------------- internals: waiting
 
     def _wait(self, ready: Callable[[], _T | None], timeout: float, what: str) -> _T:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                result = ready()
-                if result is not None:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(self._describe(f"{what} within {timeout} s"))
-                self._cond.wait(remaining)
+        result = self._store.wait(ready, timeout)
+        if result is None:
+            raise TimeoutError(self._describe(f"{what} within {timeout} s"))
+        return result
 
     def _describe(self, headline: str) -> str:
         with self._cond:

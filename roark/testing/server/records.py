@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ class ReceivedCall:
 
     ``recording`` is the stitched stereo recording as int16 with shape ``(frames, 2)``:
     column 0 is the left channel (user), column 1 the right channel (agent). It is set, and
-    written to ``recording_path``, when a call-ended arrives and chunks exist.
+    written to ``recording_path``, when a call-ended arrives and chunks exist. ``chunks``
+    maps each chunk index to its bytes (read from disk on access in a folder store).
 
     Example::
 
@@ -51,7 +53,7 @@ class ReceivedCall:
     ended: dict[str, Any] | None = None
     ended_count: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
-    chunks: dict[int, bytes] = field(default_factory=dict)
+    chunks: Mapping[int, bytes] = field(default_factory=dict)
     chunk_puts: list[int] = field(default_factory=list)
     recording_path: Path | None = None
     recording: np.ndarray | None = None

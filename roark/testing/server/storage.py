@@ -16,15 +16,19 @@ import abc
 import copy
 import tempfile
 import threading
-from dataclasses import dataclass, fields
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import soundfile as sf
 
 from .contract import safe_name
 from .records import ReceivedCall
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,30 @@ class CallStore(abc.ABC):
     def reset(self) -> None:
         """Forget every call."""
 
+    # ------------------------------------------------------------ waiting
+
+    def finished_call(self, call_id: str | None = None) -> ReceivedCall | None:
+        """The call once finished (the first finished call if None), else None."""
+        with self.changed:
+            ended = self.ended_ids()
+            if call_id is None:
+                return self.received(ended[0]) if ended else None
+            return self.received(call_id) if call_id in ended else None
+
+    def wait(self, ready: Callable[[], _T | None], timeout: float) -> _T | None:
+        """Block until ``ready()`` returns something (re-checked on every change); None
+        if it has not within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                result = ready()
+                if result is not None:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self.changed.wait(remaining)
+
 
 def stitch(chunks: dict[int, bytes]) -> np.ndarray:
     """The chunks concatenated in index order, as read-only int16 ``(frames, 2)``."""
@@ -122,6 +150,7 @@ _DEEP_COPIED = ("started", "ended", "events")
 
 @dataclass(eq=False)
 class _MemoryCall(ReceivedCall):
+    chunks: dict[int, bytes] = field(default_factory=dict)
     ended_mono: float | None = None
 
     def snapshot(self) -> ReceivedCall:
