@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from roark import handoff as h
-from roark.worker import Worker
+from roark._handoff.records import Begin, End, InputFrame, Message, OutputFrame, Playback, Record
+from roark._threads.worker import Worker
 
 USER_HZ = 700.0
 AGENT_HZ = 300.0
@@ -41,7 +41,7 @@ class SyntheticCall:
         self._fed = 0.0
         self._turn = 0
         self.post(
-            h.Begin(
+            Begin(
                 at=self.t0,
                 started={"agentId": "synthetic-agent", "isTest": True},
                 sample_rate=self.rate_out,
@@ -49,7 +49,7 @@ class SyntheticCall:
             )
         )
 
-    def post(self, item: h.Item) -> None:
+    def post(self, item: Record) -> None:
         self.worker.handoff.put(self.assembler, item)
 
     def feed(self, seconds: float) -> None:
@@ -65,7 +65,7 @@ class SyntheticCall:
             else:
                 pcm = np.zeros(n, dtype=np.int16)
             self.post(
-                h.InputFrame(at=self.t0 + start, data=pcm.tobytes(), rate=self.rate_in, channels=1)
+                InputFrame(at=self.t0 + start, data=pcm.tobytes(), rate=self.rate_in, channels=1)
             )
             turn_start = start - phase
             if abs(phase - self.speech) < self.frame / 2:
@@ -75,7 +75,7 @@ class SyntheticCall:
     def _agent_turn(self, turn_start: float) -> None:
         said = self.t0 + turn_start
         self.post(
-            h.Message(
+            Message(
                 role="user",
                 text=f"question {self._turn}",
                 started_at=said,
@@ -87,7 +87,7 @@ class SyntheticCall:
         reply_at = said + self.speech + 0.5
         audio = tone(AGENT_HZ, 2.0, self.rate_out)
         self.post(
-            h.OutputFrame(
+            OutputFrame(
                 segment=self._turn,
                 at=reply_at - 0.3,
                 data=audio.tobytes(),
@@ -95,10 +95,10 @@ class SyntheticCall:
                 channels=1,
             )
         )
-        self.post(h.Playback(segment=self._turn, what="started", at=reply_at))
-        self.post(h.Playback(segment=self._turn, what="finished", at=reply_at + 2.0, position=2.0))
+        self.post(Playback(segment=self._turn, what="started", at=reply_at))
+        self.post(Playback(segment=self._turn, what="finished", at=reply_at + 2.0, position=2.0))
         self.post(
-            h.Message(
+            Message(
                 role="assistant",
                 text=f"answer {self._turn}",
                 started_at=reply_at,
@@ -110,4 +110,4 @@ class SyntheticCall:
         self._turn += 1
 
     def end(self, reason: str = "participant-disconnected") -> None:
-        self.post(h.End(at=self.t0 + self._fed, reason=reason))
+        self.post(End(at=self.t0 + self._fed, reason=reason))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import roark
-from roark.config import DEFAULT_BASE_URL, ConfigurationError, resolve
+from roark._config import DEFAULT_BASE_URL, ConfigurationError, resolve
 
 
 def test_defaults_need_only_a_key() -> None:

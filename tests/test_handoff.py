@@ -7,7 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from roark import handoff as h
+from roark._handoff.audio_buffer import AudioBuffer, Drops
+from roark._handoff.channel import HandOff
+from roark._handoff.records import InputFrame, OutputFrame
 
 
 def pcm(samples: int, value: int = 0, channels: int = 1) -> memoryview:
@@ -16,7 +18,7 @@ def pcm(samples: int, value: int = 0, channels: int = 1) -> memoryview:
 
 
 def test_caller_frames_join_into_runs_until_format_or_clock_breaks() -> None:
-    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer = AudioBuffer(HandOff(), Drops())
     t = 100.0
     for i in range(5):  # 5 x 20 ms at 16 kHz, arriving on time
         buffer.append(t + i * 0.02, pcm(320, i), 16000, 1)
@@ -27,7 +29,7 @@ def test_caller_frames_join_into_runs_until_format_or_clock_breaks() -> None:
 
     items = buffer.take()
 
-    assert [type(i) for i in items] == [h.InputFrame] * 4
+    assert [type(i) for i in items] == [InputFrame] * 4
     assert [(i.at, i.rate, i.channels) for i in items] == [
         (100.0, 16000, 1),
         (100.5, 24000, 1),
@@ -42,7 +44,7 @@ def test_caller_frames_join_into_runs_until_format_or_clock_breaks() -> None:
 
 
 def test_a_take_leaves_the_run_open_where_it_stopped() -> None:
-    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer = AudioBuffer(HandOff(), Drops())
     buffer.append(10.0, pcm(320), 16000, 1)
     buffer.append(10.02, pcm(320), 16000, 1)
     (before,) = buffer.take()
@@ -54,7 +56,7 @@ def test_a_take_leaves_the_run_open_where_it_stopped() -> None:
 
 
 def test_agent_frames_keep_to_their_segment() -> None:
-    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer = AudioBuffer(HandOff(), Drops())
     buffer.append(5.0, pcm(240, 1), 24000, 1, segment=0)
     buffer.append(5.0, pcm(240, 1), 24000, 1, segment=0)
     buffer.append(9.0, pcm(240, 2), 24000, 1, segment=1)
@@ -62,16 +64,16 @@ def test_agent_frames_keep_to_their_segment() -> None:
     items = buffer.take()
 
     assert [(type(i), i.segment, i.at, len(i.data)) for i in items] == [
-        (h.OutputFrame, 0, 5.0, 960),
-        (h.OutputFrame, 1, 9.0, 480),
+        (OutputFrame, 0, 5.0, 960),
+        (OutputFrame, 1, 9.0, 480),
     ]
 
 
 def test_over_the_budget_frames_are_dropped_counted_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    drops = h.Drops()
-    buffer = h.AudioBuffer(h.HandOff(audio_budget=3 * 640), drops)
+    drops = Drops()
+    buffer = AudioBuffer(HandOff(audio_budget=3 * 640), drops)
     with caplog.at_level(logging.WARNING, logger="roark"):
         for i in range(5):
             buffer.append(i * 0.02, pcm(320), 16000, 1)
@@ -86,7 +88,7 @@ def test_over_the_budget_frames_are_dropped_counted_and_logged_once(
 
 
 def test_a_closed_buffer_takes_nothing_more() -> None:
-    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer = AudioBuffer(HandOff(), Drops())
     buffer.append(0.0, pcm(320), 16000, 1)
     buffer.closed = True
     buffer.append(0.02, pcm(320), 16000, 1)

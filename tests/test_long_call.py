@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from roark.config import resolve
+from roark._config import resolve
+from roark._threads.worker import Worker
 from roark.testing.server import LocalRoark
-from roark.worker import Worker
 
 from .synthetic import SyntheticCall
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 import roark
-from roark.client import get_client
-from roark.config import Settings, resolve
-from roark.spool import CallSpool
+from roark._client import get_client
+from roark._config import Settings, resolve
+from roark._threads.spool import CallSpool
+from roark._threads.worker import PROCESS_DIED, Worker
 from roark.testing import LocalRoark
 from roark.testing.scripted import CallScript, LLMReply, ToolCallStep, UserTurn
-from roark.worker import PROCESS_DIED, Worker
 
 from .calls import GREETING, QUESTION, ObservedRun
 from .synthetic import SyntheticCall

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from roark import handoff as h
-from roark.assembler import TRUNCATION_MARKER, metric_record, tool_arguments, tool_text
-from roark.config import resolve
+from roark._config import resolve
+from roark._handoff.records import Begin, End
+from roark._threads.assembler import TRUNCATION_MARKER, metric_record, tool_arguments, tool_text
+from roark._threads.transport import RejectedError, Transport
+from roark._threads.worker import Worker
 from roark.testing import LocalRoark
-from roark.transport import RejectedError, Transport
-from roark.worker import Worker
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -94,14 +94,14 @@ def test_the_key_never_reaches_logs_or_reprs(
             call, done = worker.open_call(key_)
             worker.handoff.put(
                 call,
-                h.Begin(
+                Begin(
                     at=time.time(),
                     started={"agentId": "a", "isTest": True},
                     sample_rate=None,
                     call_id="RM_secret",
                 ),
             )
-            worker.handoff.put(call, h.End(at=time.time(), reason="agent-ended"))
+            worker.handoff.put(call, End(at=time.time(), reason="agent-ended"))
             assert done.result(timeout=30) is True
         finally:
             worker.stop(1.0)

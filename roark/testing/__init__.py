@@ -32,7 +32,7 @@ def observed_by_local_roark(
     ``folder`` holds the spool and the recordings (a temporary folder by default); other
     keyword arguments go to :func:`roark.configure`.
     """
-    from .. import client as roark_client
+    from .. import _client as roark_client
 
     with contextlib.ExitStack() as stack:
         if folder is None:

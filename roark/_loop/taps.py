@@ -15,12 +15,13 @@ from typing import Any
 from livekit import rtc
 from livekit.agents.voice import io
 
-from . import handoff as h
+from .._handoff.audio_buffer import AudioBuffer
+from .._handoff.records import Playback, Record
 
-logger = logging.getLogger("roark.audio")
+logger = logging.getLogger("roark.taps")
 
-Post = Callable[[h.Item], None]
-NewBuffer = Callable[[], h.AudioBuffer]
+Post = Callable[[Record], None]
+NewBuffer = Callable[[], AudioBuffer]
 
 
 def _forward_getattr(obj: Any, inner_attr: str, name: str) -> Any:
@@ -36,7 +37,7 @@ def _forward_getattr(obj: Any, inner_attr: str, name: str) -> Any:
 class UserAudioTap(io.AudioInput):
     """Wraps the session's audio input; each frame is stamped with its arrival and copied."""
 
-    def __init__(self, source: io.AudioInput, buffer: h.AudioBuffer) -> None:
+    def __init__(self, source: io.AudioInput, buffer: AudioBuffer) -> None:
         super().__init__(label="RoarkTap", source=source)
         self._roark_source = source
         self._buffer = buffer
@@ -72,7 +73,7 @@ class UserAudioTap(io.AudioInput):
 class AgentAudioTap(io.AudioOutput):
     """Wraps the session's audio output; sees what was captured and what was really played."""
 
-    def __init__(self, next_in_chain: io.AudioOutput, post: Post, buffer: h.AudioBuffer) -> None:
+    def __init__(self, next_in_chain: io.AudioOutput, post: Post, buffer: AudioBuffer) -> None:
         super().__init__(
             label="RoarkTap",
             capabilities=io.AudioOutputCapabilities(pause=True),
@@ -142,13 +143,13 @@ class AgentAudioTap(io.AudioOutput):
             return
         self._started.add(segment)
         at = self._buffer.clock.from_wall(ev.created_at)
-        self._post(h.Playback(segment=segment, what="started", at=at))
+        self._post(Playback(segment=segment, what="started", at=at))
 
     def _on_progressed(self, ev: Any) -> None:
         segment = self._current()
         if segment is not None:
             self._post(
-                h.Playback(
+                Playback(
                     segment=segment,
                     what="progressed",
                     at=self._buffer.clock.from_wall(ev.started_at),
@@ -165,7 +166,7 @@ class AgentAudioTap(io.AudioOutput):
         if segment == self._segment:
             self._capturing = False
         self._post(
-            h.Playback(
+            Playback(
                 segment=segment,
                 what="finished",
                 at=self._buffer.clock.now(),

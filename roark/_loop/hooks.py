@@ -12,8 +12,8 @@ from typing import Any
 
 from livekit import rtc
 
-from . import handoff as h
-from .clock import CallClock
+from .._handoff.clock import CallClock
+from .._handoff.records import Message, Metric, Record, Tools, Usage
 
 logger = logging.getLogger("roark.hooks")
 
@@ -60,7 +60,7 @@ class SessionHooks:
 
     def __init__(
         self,
-        post: Callable[[h.Item], None],
+        post: Callable[[Record], None],
         on_close: Callable[[str], None],
         clock: CallClock | None = None,
     ) -> None:
@@ -104,7 +104,7 @@ class SessionHooks:
         stopped = float(metrics.get("stopped_speaking_at") or started)
         started, stopped = self._clock.from_wall(started), self._clock.from_wall(stopped)
         self._post(
-            h.Message(
+            Message(
                 role=role,
                 text=text,
                 started_at=started,
@@ -116,7 +116,7 @@ class SessionHooks:
         turn = _scalars(metrics, _TURN_SKIP)
         if turn:
             turn["role"] = role
-            self._post(h.Metric(kind="turn", at=stopped, fields=turn))
+            self._post(Metric(kind="turn", at=stopped, fields=turn))
 
     def function_tools_executed(self, ev: Any) -> None:
         now = time.time()
@@ -130,7 +130,7 @@ class SessionHooks:
             for o in ev.function_call_outputs
             if o is not None
         ]
-        self._post(h.Tools(at=wall(now), calls=calls, outputs=outputs))
+        self._post(Tools(at=wall(now), calls=calls, outputs=outputs))
 
     def metrics_collected(self, ev: Any) -> None:
         metrics = ev.metrics
@@ -139,7 +139,7 @@ class SessionHooks:
             return
         at = self._clock.from_wall(float(getattr(metrics, "timestamp", None) or time.time()))
         fields = _scalars(metrics.model_dump())
-        self._post(h.Metric(kind=kind.removesuffix("_metrics"), at=at, fields=fields))
+        self._post(Metric(kind=kind.removesuffix("_metrics"), at=at, fields=fields))
 
     def error(self, ev: Any) -> None:
         err = ev.error
@@ -149,7 +149,7 @@ class SessionHooks:
             "message": str(getattr(err, "error", err))[:500],
             "recoverable": bool(getattr(err, "recoverable", False)),
         }
-        self._post(h.Metric(kind="error", at=float(ev.created_at), fields=fields))
+        self._post(Metric(kind="error", at=float(ev.created_at), fields=fields))
 
     def close(self, ev: Any) -> None:
         reason = getattr(ev.reason, "value", str(ev.reason))
@@ -168,7 +168,7 @@ class SessionHooks:
             fields["usage_type"] = str(getattr(model, "type", "")).removesuffix("_usage")
             models.append(fields)
         if models:
-            self._post(h.Usage(at=self._clock.now(), models=models))
+            self._post(Usage(at=self._clock.now(), models=models))
 
 
 def _language(item: Any) -> str | None:

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from livekit.agents import AgentSession
 
+from .._client import get_client
 from .call import Call, CallOptions
-from .client import get_client
 
 logger = logging.getLogger("roark.observe")
 

@@ -24,9 +24,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .._config import Settings
+from .._version import __version__
 from . import wire
-from ._version import __version__
-from .config import Settings
 
 logger = logging.getLogger("roark.transport")
 

@@ -52,7 +52,7 @@ def chunk_index(name: str) -> int | None:
 
 
 @dataclass
-class Item:
+class Spooled:
     """One thing to send: a lifecycle event or a chunk, on disk (``path``) or in memory."""
 
     kind: str  # "started", "chunk", "ended"
@@ -183,7 +183,7 @@ class CallSpool:
                 continue  # a torn last line from a crash
         return records
 
-    def put(self, kind: str, data: bytes, index: int = -1) -> Item:
+    def put(self, kind: str, data: bytes, index: int = -1) -> Spooled:
         name = {"started": STARTED, "ended": ENDED}.get(kind) or chunk_name(index)
         if self.durable and self.dir is not None:
             path = self.dir / name
@@ -191,26 +191,26 @@ class CallSpool:
                 _atomic_write(path, data)
                 # the bytes stay at hand too: the sender need not read them back, and they
                 # survive the folder vanishing (the worker drops them when its queue is long)
-                return Item(kind, index, path=path, data=data)
+                return Spooled(kind, index, path=path, data=data)
             except OSError as exc:
                 self._disk_failed(exc)
-        return Item(kind, index, data=data)
+        return Spooled(kind, index, data=data)
 
-    def pending(self) -> list[Item]:
+    def pending(self) -> list[Spooled]:
         """What a recovered folder still holds, in sending order."""
         if self.dir is None:
             return []
-        items: list[Item] = []
-        chunks: list[Item] = []
+        items: list[Spooled] = []
+        chunks: list[Spooled] = []
         for entry in os.scandir(self.dir):
             if entry.name == STARTED:
-                items.append(Item("started", path=Path(entry.path)))
+                items.append(Spooled("started", path=Path(entry.path)))
             elif (idx := chunk_index(entry.name)) is not None:
-                chunks.append(Item("chunk", idx, path=Path(entry.path)))
+                chunks.append(Spooled("chunk", idx, path=Path(entry.path)))
         chunks.sort(key=lambda item: item.index)
         items.extend(chunks)
         if (self.dir / ENDED).exists():
-            items.append(Item("ended", path=self.dir / ENDED))
+            items.append(Spooled("ended", path=self.dir / ENDED))
         return items
 
     def has_ended(self) -> bool:

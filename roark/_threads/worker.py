@@ -24,10 +24,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import handoff as h
+from .._config import Settings
+from .._handoff.channel import HandOff
+from .._handoff.records import Barrier
 from .assembler import CallAssembler, build_call_ended
-from .config import Settings
-from .spool import CallSpool, Item, Spool
+from .spool import CallSpool, Spool, Spooled
 from .transport import AuthError, RejectedError, Transport
 
 logger = logging.getLogger("roark.worker")
@@ -51,7 +52,7 @@ class _Outbox:
     key: str
     spool: CallSpool | None = None
     call_id: str | None = None
-    items: deque[Item] = field(default_factory=deque)
+    items: deque[Spooled] = field(default_factory=deque)
     scheduled: bool = False
     retry_at: float = 0.0
     failures: int = 0
@@ -66,7 +67,7 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.handoff = h.HandOff()
+        self.handoff = HandOff()
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         self._abort = threading.Event()
         self._closing = threading.Event()
@@ -142,7 +143,7 @@ class Worker:
         Calls still going on are not waited for.
         """
         deadline = time.monotonic() + timeout
-        barrier = h.Barrier(threading.Event())
+        barrier = Barrier(threading.Event())
         self.handoff.put(None, barrier)
         # the processor has seen every End put before this flush once the barrier passed
         if not barrier.passed.wait(timeout):
@@ -182,7 +183,7 @@ class Worker:
             if outbox.spool is not None:
                 outbox.spool.forget_lock()
         self._outboxes.clear()
-        self.handoff = h.HandOff()
+        self.handoff = HandOff()
         self._ready = queue.SimpleQueue()
         self._abort = threading.Event()
         self._closing = threading.Event()
@@ -202,7 +203,7 @@ class Worker:
             now = time.time()
             pace.start()
             for envelope in batch:
-                if isinstance(envelope.item, h.Barrier):
+                if isinstance(envelope.item, Barrier):
                     envelope.item.passed.set()
                     continue
                 call: CallAssembler = envelope.call
@@ -239,7 +240,7 @@ class Worker:
                 except Exception:
                     self._failed_once("spool-cap", "checking the spool size failed")
 
-    def _queued(self, call: CallAssembler, item: Item) -> None:
+    def _queued(self, call: CallAssembler, item: Spooled) -> None:
         """An item is spooled: hand its call to a sender (processor thread)."""
         with self._lock:
             outbox = self._outboxes.get(call.key)
@@ -333,7 +334,7 @@ class Worker:
             outbox.retry_at = time.monotonic() + delay
             outbox.scheduled = False
 
-    def _send(self, outbox: _Outbox, item: Item, deadline: float) -> None:
+    def _send(self, outbox: _Outbox, item: Spooled, deadline: float) -> None:
         if item.kind == "chunk":
             if outbox.chunk_lost:
                 return  # the recording is already broken; later chunks would only shift it
@@ -358,7 +359,7 @@ class Worker:
                 outbox.chunks_sent,
             )
 
-    def _give_up(self, outbox: _Outbox, item: Item, why: str) -> None:
+    def _give_up(self, outbox: _Outbox, item: Spooled, why: str) -> None:
         self.stats["failures"] += 1
         if item.kind == "chunk":
             outbox.chunk_lost = True

@@ -19,10 +19,10 @@ import numpy as np
 import soundfile as sf
 from livekit import rtc
 
+from .._handoff.audio_buffer import RESYNC_TOLERANCE
+
 logger = logging.getLogger("roark.recording")
 
-# a caller run continues while its own clock stays this close to the arrival stamps
-RESYNC_TOLERANCE = 0.1
 # a caller source silent this long (in processing time) is taken as really silent
 INPUT_STALL = 1.0
 # seconds of caller audio resampled in one go

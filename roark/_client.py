@@ -8,8 +8,8 @@ import os
 import threading
 from typing import Any
 
-from .config import RedactSetting, Settings, resolve
-from .worker import Worker
+from ._config import RedactSetting, Settings, resolve
+from ._threads.worker import Worker
 
 logger = logging.getLogger("roark.client")
 
@@ -99,7 +99,7 @@ def install(settings: Settings) -> Client:
     if old is not None:
         old.shutdown(timeout=min(2.0, old.settings.shutdown_timeout))
     if new.active:
-        from .observe import _install_start_hook
+        from ._loop.observe import _install_start_hook
 
         _install_start_hook()
     return new

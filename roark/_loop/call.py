@@ -10,12 +10,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import handoff as h
-from .audio import install_taps, remove_taps
+from .._handoff.audio_buffer import AudioBuffer, Drops
+from .._handoff.records import AUDIO_RECORDS, Begin, CallId, End, Record
 from .hooks import SessionHooks
+from .taps import install_taps, remove_taps
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .._threads.worker import Worker
 
 logger = logging.getLogger("roark.call")
 
@@ -71,7 +72,7 @@ class Call:
         self._budget = shutdown_timeout
         self.key = worker.new_call_key()
         self._assembler, self._done = worker.open_call(self.key)
-        self._drops = h.Drops()
+        self._drops = Drops()
         self._hooks = SessionHooks(self._post, self._session_closed, self._assembler.clock)
         self._grace: asyncio.TimerHandle | None = None
         #: set when the job's shutdown callback is registered (it will call job_shutdown())
@@ -97,8 +98,8 @@ class Call:
     def ended(self) -> bool:
         return self._ended_at is not None
 
-    def _post(self, item: h.Item) -> None:
-        if self._ended_at is not None and isinstance(item, h.AUDIO_ITEMS):
+    def _post(self, item: Record) -> None:
+        if self._ended_at is not None and isinstance(item, AUDIO_RECORDS):
             return  # the taps outlive the call in the chain; their audio is no longer needed
         handoff = self._worker.handoff
         # audio the taps appended before this record must reach the processor ahead of it
@@ -107,8 +108,8 @@ class Call:
             handoff.put(self._assembler, audio)
         handoff.put(self._assembler, item)
 
-    def _new_audio_buffer(self) -> h.AudioBuffer:
-        buffer = h.AudioBuffer(self._worker.handoff, self._drops, self._assembler.clock)
+    def _new_audio_buffer(self) -> AudioBuffer:
+        buffer = AudioBuffer(self._worker.handoff, self._drops, self._assembler.clock)
         # the processor takes from it between records too, so audio never waits for one
         self._assembler.audio_buffers.append(buffer)
         return buffer
@@ -127,7 +128,7 @@ class Call:
         call_id = _text(self.options.livekit_call_id) or _text(_get(ctx, "job", "room", "sid"))
         self._call_id = call_id
         self._post(
-            h.Begin(
+            Begin(
                 at=self._assembler.clock.now(),
                 started=self._started_fields(),
                 sample_rate=sample_rate,
@@ -181,7 +182,7 @@ class Call:
             call_id = None
         call_id = call_id or _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
         self._call_id = call_id
-        self._post(h.CallId(call_id))
+        self._post(CallId(call_id))
 
     # -- end -------------------------------------------------------------------------------
 
@@ -214,10 +215,10 @@ class Call:
                 self._hooks.flush_usage(session)
             if self._id_task is not None and not self._id_task.done():
                 self._id_task.cancel()
-                self._post(h.CallId(_text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())))
+                self._post(CallId(_text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())))
         except Exception:
             logger.debug("ending call hooks failed", exc_info=True)
-        self._post(h.End(at=self._assembler.clock.now(), reason=reason or "agent-ended"))
+        self._post(End(at=self._assembler.clock.now(), reason=reason or "agent-ended"))
         for buffer in self._assembler.audio_buffers:
             buffer.closed = True  # the taps outlive the call in the chain
 

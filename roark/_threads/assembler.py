@@ -10,12 +10,25 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import handoff as h
+from .._config import Settings
+from .._handoff.audio_buffer import AudioBuffer
+from .._handoff.clock import CallClock
+from .._handoff.records import (
+    Begin,
+    CallId,
+    End,
+    InputFrame,
+    Message,
+    Metric,
+    OutputFrame,
+    Playback,
+    Record,
+    Tools,
+    Usage,
+)
 from . import wire
-from .clock import CallClock
-from .config import Settings
 from .recording import Recording
-from .spool import CallSpool, Item
+from .spool import CallSpool, Spooled
 
 logger = logging.getLogger("roark.assembler")
 
@@ -94,7 +107,7 @@ class CallAssembler:
         key: str,
         settings: Settings,
         spool_factory: Callable[[], CallSpool],
-        on_item: Callable[[CallAssembler, Item], None],
+        on_item: Callable[[CallAssembler, Spooled], None],
     ) -> None:
         self.key = key
         self.settings = settings
@@ -110,7 +123,7 @@ class CallAssembler:
         self.metrics: list[dict] = []
         self.recording: Recording | None = None
         #: the call's audio taps' buffers (appended on the loop, taken by the processor)
-        self.audio_buffers: list[h.AudioBuffer] = []
+        self.audio_buffers: list[AudioBuffer] = []
         self.ended = False
         self.capture_audio = True
         #: the call's clock, made with the call (on the loop); every stamp of the call is on it
@@ -140,39 +153,39 @@ class CallAssembler:
 
     # -- items ---------------------------------------------------------------------------
 
-    def handle(self, item: h.Item, now: float) -> None:
+    def handle(self, item: Record, now: float) -> None:
         if self.ended:
             return
         now = self.clock.from_wall(now)
-        if isinstance(item, h.InputFrame):
+        if isinstance(item, InputFrame):
             if self.recording is not None:
                 self.recording.input_frame(item.at, item.data, item.rate, item.channels, now)
-        elif isinstance(item, h.OutputFrame):
+        elif isinstance(item, OutputFrame):
             if self.recording is not None:
                 self.recording.output_frame(
                     item.segment, item.data, item.rate, item.channels, item.at
                 )
-        elif isinstance(item, h.Playback):
+        elif isinstance(item, Playback):
             self._playback(item)
-        elif isinstance(item, h.Message):
+        elif isinstance(item, Message):
             self._message(item)
-        elif isinstance(item, h.Tools):
+        elif isinstance(item, Tools):
             self._tools(item)
-        elif isinstance(item, h.Metric):
+        elif isinstance(item, Metric):
             self._record(
                 "metrics",
                 metric_record(item.kind, wire.iso(item.at), self._offset(item.at), item.fields),
             )
-        elif isinstance(item, h.Usage):
+        elif isinstance(item, Usage):
             self._usage(item)
-        elif isinstance(item, h.Begin):
+        elif isinstance(item, Begin):
             self._begin(item)
-        elif isinstance(item, h.CallId):
+        elif isinstance(item, CallId):
             self._set_call_id(item.call_id)
-        elif isinstance(item, h.End):
+        elif isinstance(item, End):
             self._end(item)
 
-    def take_audio(self) -> list[h.InputFrame | h.OutputFrame]:
+    def take_audio(self) -> list[InputFrame | OutputFrame]:
         """What the taps appended since the last take, oldest first (any thread)."""
         return [audio for buffer in list(self.audio_buffers) for audio in buffer.take()]
 
@@ -180,7 +193,7 @@ class CallAssembler:
         if self.recording is not None and not self.ended:
             self.recording.tick(self.clock.from_wall(now))
 
-    def _begin(self, item: h.Begin) -> None:
+    def _begin(self, item: Begin) -> None:
         self.spool = self._spool_factory()
         self.started_at = item.at
         self.capture_audio = item.sample_rate is not None
@@ -214,7 +227,7 @@ class CallAssembler:
     def _chunk(self, index: int, data: bytes) -> None:
         self._on_item(self, self.spool.put("chunk", data, index))
 
-    def _playback(self, item: h.Playback) -> None:
+    def _playback(self, item: Playback) -> None:
         rec = self.recording
         if rec is None:
             return
@@ -225,7 +238,7 @@ class CallAssembler:
         else:
             rec.playback_finished(item.segment, item.position, item.at)
 
-    def _message(self, item: h.Message) -> None:
+    def _message(self, item: Message) -> None:
         text = self._redact(_clean_text(item.text)).strip()
         if not text:
             return
@@ -244,7 +257,7 @@ class CallAssembler:
             entry["language"] = item.language
         self._record("transcript", entry)
 
-    def _tools(self, item: h.Tools) -> None:
+    def _tools(self, item: Tools) -> None:
         limit = self.settings.max_tool_text_chars
         for call_id, name, arguments, at in item.calls:
             self._record(
@@ -271,14 +284,14 @@ class CallAssembler:
                 },
             )
 
-    def _usage(self, item: h.Usage) -> None:
+    def _usage(self, item: Usage) -> None:
         # only the last usage snapshot matters: it is cumulative
         self.usage = [
             metric_record("usage", wire.iso(item.at), self._offset(item.at), fields)
             for fields in item.models
         ]
 
-    def _end(self, item: h.End) -> None:
+    def _end(self, item: End) -> None:
         self.ended = True
         if self.call_id is None:
             # nothing resolved the id in time; the contract's last fallback is a random UUID
