@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from ._config import RedactSetting, Settings, resolve
+from ._handoff.channel import CallChannel
 from ._threads.worker import Worker
 
 logger = logging.getLogger("roark.client")
@@ -31,6 +32,10 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(active={self.active}, base_url={self.settings.base_url!r})"
+
+    def open_call(self) -> CallChannel | None:
+        """A new call's channel to the worker threads; None when calls are not observed."""
+        return self.worker.open_call() if self.worker is not None else None
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every ended call is delivered; False if ``timeout`` ran out first."""

@@ -1,7 +1,8 @@
 """A call fed straight into roark's worker, stamped on a simulated clock.
 
 Used where the LiveKit side adds nothing but wall time: a ten-minute call in a second, a
-process killed in the middle of a call. The worker, spool, recording and HTTP are the real ones.
+process killed in the middle of a call. The call's channel, the worker, spool, recording and
+HTTP are the real ones.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class SyntheticCall:
     frame: float = 0.02
 
     def __post_init__(self) -> None:
-        self.key = self.worker.new_call_key()
-        self.assembler, self.done = self.worker.open_call(self.key)
+        self.channel = self.worker.open_call()
+        self.key = self.channel.key
+        self.done = self.channel.delivered
         self._fed = 0.0
         self._turn = 0
         self.post(
@@ -48,9 +50,13 @@ class SyntheticCall:
                 call_id=self.call_id,
             )
         )
+        # the processor makes the call's state from its first record: once that is handled,
+        # the state (and its recording) is there to look at
+        assert self.worker.sync(timeout=10)
+        self.assembler = self.worker.calls[self.channel]
 
-    def post(self, item: Record) -> None:
-        self.worker.handoff.put(self.assembler, item)
+    def post(self, record: Record) -> None:
+        self.channel.post(record)
 
     def feed(self, seconds: float) -> None:
         """Caller audio up to ``seconds`` into the call, with the agent's turns in between."""

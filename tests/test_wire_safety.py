@@ -90,10 +90,8 @@ def test_the_key_never_reaches_logs_or_reprs(
     with caplog.at_level(logging.DEBUG):
         worker = Worker(settings)
         try:
-            key_ = worker.new_call_key()
-            call, done = worker.open_call(key_)
-            worker.handoff.put(
-                call,
+            channel = worker.open_call()
+            channel.post(
                 Begin(
                     at=time.time(),
                     started={"agentId": "a", "isTest": True},
@@ -101,8 +99,8 @@ def test_the_key_never_reaches_logs_or_reprs(
                     call_id="RM_secret",
                 ),
             )
-            worker.handoff.put(call, End(at=time.time(), reason="agent-ended"))
-            assert done.result(timeout=30) is True
+            channel.post(End(at=time.time(), reason="agent-ended"))
+            assert channel.delivered.result(timeout=30) is True
         finally:
             worker.stop(1.0)
     assert key not in caplog.text

@@ -7,7 +7,6 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .clock import CallClock
 from .records import InputFrame, OutputFrame
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ class _Run:
             and (segment >= 0 or abs(at - (self.at + self.samples / rate)) <= RESYNC_TOLERANCE)
         )
 
-    def item(self) -> InputFrame | OutputFrame:
+    def record(self) -> InputFrame | OutputFrame:
         if self.segment < 0:
             return InputFrame(at=self.at, data=self.data, rate=self.rate, channels=self.channels)
         return OutputFrame(
@@ -69,11 +68,9 @@ class AudioBuffer:
     processor takes, both under the buffer's lock (never contended for long).
     """
 
-    def __init__(self, handoff: HandOff, drops: Drops, clock: CallClock | None = None) -> None:
+    def __init__(self, handoff: HandOff, drops: Drops) -> None:
         self._handoff = handoff
         self._drops = drops
-        #: the call's clock: the taps stamp frames and playback events with it
-        self.clock = clock or CallClock()
         self._lock = threading.Lock()
         self._runs: list[_Run] = []
         self._current: _Run | None = None
@@ -114,4 +111,4 @@ class AudioBuffer:
                 self._current = follow
         if runs:
             self._handoff.release(sum(len(r.data) for r in runs))
-        return [r.item() for r in runs]
+        return [r.record() for r in runs]

@@ -8,15 +8,12 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._handoff.audio_buffer import AudioBuffer, Drops
-from .._handoff.records import AUDIO_RECORDS, Begin, CallId, End, Record
+from .._handoff.channel import CallChannel
+from .._handoff.records import Begin, CallId, End
 from .hooks import SessionHooks
 from .taps import install_taps, remove_taps
-
-if TYPE_CHECKING:
-    from .._threads.worker import Worker
 
 logger = logging.getLogger("roark.call")
 
@@ -65,15 +62,14 @@ class Call:
             await call.aflush(reason="transferred-to-human")
     """
 
-    def __init__(self, worker: Worker, options: CallOptions, ctx: Any, shutdown_timeout: float):
-        self._worker = worker
+    def __init__(
+        self, channel: CallChannel, options: CallOptions, ctx: Any, shutdown_timeout: float
+    ) -> None:
+        self._channel = channel
         self.options = options
         self._ctx = ctx
         self._budget = shutdown_timeout
-        self.key = worker.new_call_key()
-        self._assembler, self._done = worker.open_call(self.key)
-        self._drops = Drops()
-        self._hooks = SessionHooks(self._post, self._session_closed, self._assembler.clock)
+        self._hooks = SessionHooks(channel, self._session_closed)
         self._grace: asyncio.TimerHandle | None = None
         #: set when the job's shutdown callback is registered (it will call job_shutdown())
         self.expects_job_shutdown = False
@@ -98,22 +94,6 @@ class Call:
     def ended(self) -> bool:
         return self._ended_at is not None
 
-    def _post(self, item: Record) -> None:
-        if self._ended_at is not None and isinstance(item, AUDIO_RECORDS):
-            return  # the taps outlive the call in the chain; their audio is no longer needed
-        handoff = self._worker.handoff
-        # audio the taps appended before this record must reach the processor ahead of it
-        # (a playback event places the frames before it; the end closes the recording)
-        for audio in self._assembler.take_audio():
-            handoff.put(self._assembler, audio)
-        handoff.put(self._assembler, item)
-
-    def _new_audio_buffer(self) -> AudioBuffer:
-        buffer = AudioBuffer(self._worker.handoff, self._drops, self._assembler.clock)
-        # the processor takes from it between records too, so audio never waits for one
-        self._assembler.audio_buffers.append(buffer)
-        return buffer
-
     # -- start -----------------------------------------------------------------------------
 
     def begin(self, session: Any) -> None:
@@ -123,13 +103,13 @@ class Call:
         sample_rate = None
         if self.options.capture_audio:
             sample_rate = self._output_rate(session)
-            install_taps(session, self._post, self._new_audio_buffer)
+            install_taps(session, self._channel)
         ctx = self._ctx
         call_id = _text(self.options.livekit_call_id) or _text(_get(ctx, "job", "room", "sid"))
         self._call_id = call_id
-        self._post(
+        self._channel.post(
             Begin(
-                at=self._assembler.clock.now(),
+                at=self._channel.clock.now(),
                 started=self._started_fields(),
                 sample_rate=sample_rate,
                 call_id=call_id,
@@ -182,7 +162,7 @@ class Call:
             call_id = None
         call_id = call_id or _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
         self._call_id = call_id
-        self._post(CallId(call_id))
+        self._channel.post(CallId(call_id))
 
     # -- end -------------------------------------------------------------------------------
 
@@ -203,24 +183,22 @@ class Call:
         self._ended_at = time.monotonic()
         if self._grace is not None:
             self._grace.cancel()
-        if self._session is None:
-            # prepared by observe_session but its session never started: nothing to send
-            self._worker.discard_call(self.key)
-            return
-        try:
-            session = self._session
-            if session is not None:
+        # a call prepared by observe_session whose session never started posted nothing:
+        # closing its channel is all there is to do
+        if self._session is not None:
+            try:
+                session = self._session
                 self._hooks.detach(session)
                 remove_taps(session)
                 self._hooks.flush_usage(session)
-            if self._id_task is not None and not self._id_task.done():
-                self._id_task.cancel()
-                self._post(CallId(_text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())))
-        except Exception:
-            logger.debug("ending call hooks failed", exc_info=True)
-        self._post(End(at=self._assembler.clock.now(), reason=reason or "agent-ended"))
-        for buffer in self._assembler.audio_buffers:
-            buffer.closed = True  # the taps outlive the call in the chain
+                if self._id_task is not None and not self._id_task.done():
+                    self._id_task.cancel()
+                    call_id = _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
+                    self._channel.post(CallId(call_id))
+            except Exception:
+                logger.debug("ending call hooks failed", exc_info=True)
+            self._channel.post(End(at=self._channel.clock.now(), reason=reason or "agent-ended"))
+        self._channel.close()
 
     async def aflush(self, reason: str = "agent-ended", timeout: float | None = None) -> bool:
         """End the call now (once; later calls only wait) and wait for its delivery.
@@ -237,15 +215,16 @@ class Call:
             return False
 
     async def wait_delivered(self, timeout: float | None = None) -> bool:
-        if self._done.done():
-            return not self._done.cancelled() and bool(self._done.result())
+        delivered = self._channel.delivered
+        if delivered.done():
+            return not delivered.cancelled() and bool(delivered.result())
         budget = self._budget if timeout is None else timeout
         if timeout is None and self._ended_at is not None:
             budget = max(0.0, self._budget - (time.monotonic() - self._ended_at))
         try:
             # shielded: a timeout here must not cancel the future other waiters share
             return bool(
-                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._done)), budget)
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(delivered)), budget)
             )
         except (asyncio.TimeoutError, concurrent.futures.CancelledError):
             logger.warning(

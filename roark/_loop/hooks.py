@@ -12,8 +12,8 @@ from typing import Any
 
 from livekit import rtc
 
-from .._handoff.clock import CallClock
-from .._handoff.records import Message, Metric, Record, Tools, Usage
+from .._handoff.channel import CallChannel
+from .._handoff.records import Message, Metric, Tools, Usage
 
 logger = logging.getLogger("roark.hooks")
 
@@ -58,15 +58,10 @@ def _scalars(data: dict[str, Any], skip: set[str] = frozenset()) -> dict[str, An
 class SessionHooks:
     """Subscribes to one ``AgentSession``'s events and posts hand-off items for them."""
 
-    def __init__(
-        self,
-        post: Callable[[Record], None],
-        on_close: Callable[[str], None],
-        clock: CallClock | None = None,
-    ) -> None:
-        self._post = post
+    def __init__(self, channel: CallChannel, on_close: Callable[[str], None]) -> None:
+        self._post = channel.post
         # LiveKit's time.time() stamps, moved onto the call's clock as they arrive
-        self._clock = clock or CallClock()
+        self._clock = channel.clock
         self._on_close = on_close
         self._handlers: dict[str, Callable[..., None]] = {
             "conversation_item_added": guarded(self.conversation_item_added),

@@ -44,10 +44,10 @@ class _ObservedJob:
     def prepare(self) -> Call | None:
         """Create the call before its session starts (``observe_session``)."""
         client = get_client()
-        if self.call is None and client is not None and client.worker is not None:
-            self.call = Call(
-                client.worker, self.options, self.ctx, client.settings.shutdown_timeout
-            )
+        if self.call is None and client is not None:
+            channel = client.open_call()
+            if channel is not None:
+                self.call = Call(channel, self.options, self.ctx, client.settings.shutdown_timeout)
         return self.call
 
     def start_call(self, session: Any) -> Call | None:

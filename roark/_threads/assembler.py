@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .._config import Settings
-from .._handoff.audio_buffer import AudioBuffer
 from .._handoff.clock import CallClock
 from .._handoff.records import (
     Begin,
@@ -105,6 +104,7 @@ class CallAssembler:
         self,
         *,
         key: str,
+        clock: CallClock,
         settings: Settings,
         spool_factory: Callable[[], CallSpool],
         on_item: Callable[[CallAssembler, Spooled], None],
@@ -122,12 +122,9 @@ class CallAssembler:
         self.tools: list[dict] = []
         self.metrics: list[dict] = []
         self.recording: Recording | None = None
-        #: the call's audio taps' buffers (appended on the loop, taken by the processor)
-        self.audio_buffers: list[AudioBuffer] = []
         self.ended = False
-        self.capture_audio = True
         #: the call's clock, made with the call (on the loop); every stamp of the call is on it
-        self.clock = CallClock()
+        self.clock = clock
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -185,10 +182,6 @@ class CallAssembler:
         elif isinstance(item, End):
             self._end(item)
 
-    def take_audio(self) -> list[InputFrame | OutputFrame]:
-        """What the taps appended since the last take, oldest first (any thread)."""
-        return [audio for buffer in list(self.audio_buffers) for audio in buffer.take()]
-
     def tick(self, now: float) -> None:
         if self.recording is not None and not self.ended:
             self.recording.tick(self.clock.from_wall(now))
@@ -196,7 +189,6 @@ class CallAssembler:
     def _begin(self, item: Begin) -> None:
         self.spool = self._spool_factory()
         self.started_at = item.at
-        self.capture_audio = item.sample_rate is not None
         if item.sample_rate is not None:
             self.recording = Recording(
                 t0=item.at,

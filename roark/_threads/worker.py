@@ -19,14 +19,13 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._config import Settings
-from .._handoff.channel import HandOff
-from .._handoff.records import Barrier
+from .._handoff.channel import CallChannel, HandOff
+from .._handoff.records import Barrier, Begin, Record
 from .assembler import CallAssembler, build_call_ended
 from .spool import CallSpool, Spool, Spooled
 from .transport import AuthError, RejectedError, Transport
@@ -80,6 +79,8 @@ class Worker:
         self._log_once: set[str] = set()
         self.stats: dict[str, int] = {"calls": 0, "chunks": 0, "events": 0, "failures": 0}
         self._threads: list[threading.Thread] = []
+        #: the calls the processor is assembling (its thread only; others read it after sync())
+        self.calls: dict[CallChannel, CallAssembler] = {}
         #: set once the start-up pass over the spool has adopted every orphaned call
         self.recovered = threading.Event()
         self._start_threads()
@@ -100,42 +101,18 @@ class Worker:
         for thread in self._threads:
             thread.start()
 
-    def new_call_key(self) -> str:
-        return uuid.uuid4().hex
-
-    def open_call(self, key: str) -> tuple[CallAssembler, concurrent.futures.Future[bool]]:
-        """The worker-side state of a new call and its delivery future.
-
-        Called on the loop, so it only builds objects: the spool folder is made by the
-        processor thread when the call's first item arrives.
+    def open_call(self) -> CallChannel:
+        """A new call's channel. Called on the loop, so it only builds objects: the
+        processor makes the call's state (and its spool folder) when its first record arrives.
         """
-        outbox = _Outbox(key=key)
-        with self._lock:
-            self._outboxes[key] = outbox
         self.stats["calls"] += 1
-        call = CallAssembler(
-            key=key,
-            settings=self.settings,
-            spool_factory=lambda: self.spool.new_call(key),
-            on_item=self._queued,
-        )
-        return call, outbox.done
+        return CallChannel(self.handoff)
 
-    def discard_call(self, key: str) -> None:
-        """Forget a call that never began (nothing of it was queued)."""
-        with self._lock:
-            outbox = self._outboxes.pop(key, None)
-        if outbox is not None and not outbox.done.done():
-            outbox.done.set_result(True)
-
-    def done_future(self, key: str) -> concurrent.futures.Future[bool] | None:
-        with self._lock:
-            outbox = self._outboxes.get(key)
-        return outbox.done if outbox else None
-
-    def pending_futures(self) -> list[concurrent.futures.Future[bool]]:
-        with self._lock:
-            return [o.done for o in self._outboxes.values()]
+    def sync(self, timeout: float) -> bool:
+        """Wait until the processor has handled everything handed over before this call."""
+        barrier = Barrier(threading.Event())
+        self.handoff.put(None, barrier)
+        return barrier.passed.wait(timeout)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every call that has ended is delivered; True when all were.
@@ -143,10 +120,8 @@ class Worker:
         Calls still going on are not waited for.
         """
         deadline = time.monotonic() + timeout
-        barrier = Barrier(threading.Event())
-        self.handoff.put(None, barrier)
-        # the processor has seen every End put before this flush once the barrier passed
-        if not barrier.passed.wait(timeout):
+        # the processor has seen every End put before this flush once it synced
+        if not self.sync(timeout):
             return False
         with self._lock:
             waiting = [o.done for o in self._outboxes.values() if o.ended_queued]
@@ -183,6 +158,7 @@ class Worker:
             if outbox.spool is not None:
                 outbox.spool.forget_lock()
         self._outboxes.clear()
+        self.calls = {}
         self.handoff = HandOff()
         self._ready = queue.SimpleQueue()
         self._abort = threading.Event()
@@ -194,39 +170,24 @@ class Worker:
     # -- processor thread ----------------------------------------------------------------
 
     def _process(self) -> None:
-        live: dict[str, CallAssembler] = {}
         last_tick = time.time()
         last_spool_check = 0.0
         pace = _Pacer()
         while not self._closing.is_set():
-            batch = self.handoff.drain(DRAIN_INTERVAL)
+            batch = self.handoff.collect(DRAIN_INTERVAL)
             now = time.time()
             pace.start()
             for envelope in batch:
-                if isinstance(envelope.item, Barrier):
-                    envelope.item.passed.set()
-                    continue
-                call: CallAssembler = envelope.call
-                try:
-                    if not call.ended:
-                        live[call.key] = call
-                        call.handle(envelope.item, now)
-                    if call.ended:
-                        live.pop(call.key, None)
-                except Exception:
-                    self._failed_once(f"process:{call.key}", "processing a call failed")
+                self._handle(envelope.channel, envelope.record, now)
                 pace.check()
             # what the taps appended since is newer than anything queued for the call
-            for call in list(live.values()):
-                try:
-                    for audio in call.take_audio():
-                        call.handle(audio, now)
-                except Exception:
-                    self._failed_once(f"process:{call.key}", "processing a call failed")
+            for channel in list(self.calls):
+                for audio in channel.take_audio():
+                    self._handle(channel, audio, now)
                 pace.check()
             if now - last_tick >= TICK:
                 last_tick = now
-                for call in list(live.values()):
+                for call in list(self.calls.values()):
                     try:
                         call.tick(now)
                     except Exception:
@@ -236,9 +197,38 @@ class Worker:
             if now - last_spool_check >= SPOOL_CHECK_INTERVAL:
                 last_spool_check = now
                 try:
-                    self._enforce_spool_cap(set(live))
+                    self._enforce_spool_cap({c.key for c in self.calls.values()})
                 except Exception:
                     self._failed_once("spool-cap", "checking the spool size failed")
+
+    def _handle(self, channel: CallChannel | None, record: Record, now: float) -> None:
+        if channel is None:
+            assert isinstance(record, Barrier)
+            record.passed.set()
+            return
+        call = self.calls.get(channel)
+        if call is None:
+            if not isinstance(record, Begin):
+                return  # the call has ended (or never began): nothing is listening
+            call = self.calls[channel] = self._new_call(channel)
+        try:
+            call.handle(record, now)
+        except Exception:
+            self._failed_once(f"process:{call.key}", "processing a call failed")
+        if call.ended:
+            del self.calls[channel]
+
+    def _new_call(self, channel: CallChannel) -> CallAssembler:
+        key = channel.key
+        with self._lock:
+            self._outboxes[key] = _Outbox(key=key, done=channel.delivered)
+        return CallAssembler(
+            key=key,
+            clock=channel.clock,
+            settings=self.settings,
+            spool_factory=lambda: self.spool.new_call(key),
+            on_item=self._queued,
+        )
 
     def _queued(self, call: CallAssembler, item: Spooled) -> None:
         """An item is spooled: hand its call to a sender (processor thread)."""
