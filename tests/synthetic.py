@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from roark._handoff.records import Begin, End, InputFrame, Message, OutputFrame, Playback, Record
+from roark._handoff.records import (
+    AgentAudio,
+    Begin,
+    CallDetails,
+    CallerAudio,
+    End,
+    Message,
+    PlaybackFinished,
+    PlaybackStarted,
+    Record,
+)
 from roark._threads.worker import Worker
 
 USER_HZ = 700.0
@@ -45,7 +55,7 @@ class SyntheticCall:
         self.post(
             Begin(
                 at=self.t0,
-                started={"agentId": "synthetic-agent", "isTest": True},
+                details=CallDetails(agent_id="synthetic-agent", is_test=True),
                 sample_rate=self.rate_out,
                 call_id=self.call_id,
             )
@@ -71,7 +81,7 @@ class SyntheticCall:
             else:
                 pcm = np.zeros(n, dtype=np.int16)
             self.post(
-                InputFrame(at=self.t0 + start, data=pcm.tobytes(), rate=self.rate_in, channels=1)
+                CallerAudio(at=self.t0 + start, data=pcm.tobytes(), rate=self.rate_in, channels=1)
             )
             turn_start = start - phase
             if abs(phase - self.speech) < self.frame / 2:
@@ -93,7 +103,7 @@ class SyntheticCall:
         reply_at = said + self.speech + 0.5
         audio = tone(AGENT_HZ, 2.0, self.rate_out)
         self.post(
-            OutputFrame(
+            AgentAudio(
                 segment=self._turn,
                 at=reply_at - 0.3,
                 data=audio.tobytes(),
@@ -101,8 +111,8 @@ class SyntheticCall:
                 channels=1,
             )
         )
-        self.post(Playback(segment=self._turn, what="started", at=reply_at))
-        self.post(Playback(segment=self._turn, what="finished", at=reply_at + 2.0, position=2.0))
+        self.post(PlaybackStarted(segment=self._turn, at=reply_at))
+        self.post(PlaybackFinished(segment=self._turn, at=reply_at + 2.0, played=2.0))
         self.post(
             Message(
                 role="assistant",

@@ -9,7 +9,7 @@ import pytest
 
 from roark._handoff.audio_buffer import AudioBuffer, Drops
 from roark._handoff.channel import HandOff
-from roark._handoff.records import InputFrame, OutputFrame
+from roark._handoff.records import AgentAudio, CallerAudio
 
 
 def pcm(samples: int, value: int = 0, channels: int = 1) -> memoryview:
@@ -29,7 +29,7 @@ def test_caller_frames_join_into_runs_until_format_or_clock_breaks() -> None:
 
     items = buffer.take()
 
-    assert [type(i) for i in items] == [InputFrame] * 4
+    assert [type(i) for i in items] == [CallerAudio] * 4
     assert [(i.at, i.rate, i.channels) for i in items] == [
         (100.0, 16000, 1),
         (100.5, 24000, 1),
@@ -64,8 +64,8 @@ def test_agent_frames_keep_to_their_segment() -> None:
     items = buffer.take()
 
     assert [(type(i), i.segment, i.at, len(i.data)) for i in items] == [
-        (OutputFrame, 0, 5.0, 960),
-        (OutputFrame, 1, 9.0, 480),
+        (AgentAudio, 0, 5.0, 960),
+        (AgentAudio, 1, 9.0, 480),
     ]
 
 

@@ -254,10 +254,10 @@ def test_spool_cap_drops_the_oldest_whole_calls(
 def test_a_torn_record_line_is_never_sent(tmp_path: Path) -> None:
     spool = CallSpool(tmp_path, "k")
     spool.create()
-    spool.append_record({"bucket": "transcript", "record": {"content": "whole"}})
+    spool.append_record("transcript", {"content": "whole"})
     with open(tmp_path / "k" / "records.jsonl", "ab") as fh:
         fh.write(b'{"bucket": "transcript", "record": {"content": "to')
-    assert spool.read_records() == [{"bucket": "transcript", "record": {"content": "whole"}}]
+    assert spool.read_records() == [("transcript", {"content": "whole"})]
     spool.remove()
 
 

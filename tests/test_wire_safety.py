@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from roark._config import resolve
-from roark._handoff.records import Begin, End
-from roark._threads.assembler import TRUNCATION_MARKER, metric_record, tool_arguments, tool_text
+from roark._handoff.records import Begin, CallDetails, End
+from roark._threads import wire
+from roark._threads.assembler import TRUNCATION_MARKER, tool_arguments, tool_text
 from roark._threads.transport import RejectedError, Transport
 from roark._threads.worker import Worker
 from roark.testing import LocalRoark
@@ -94,7 +95,7 @@ def test_the_key_never_reaches_logs_or_reprs(
             channel.post(
                 Begin(
                     at=time.time(),
-                    started={"agentId": "a", "isTest": True},
+                    details=CallDetails(agent_id="a", is_test=True),
                     sample_rate=None,
                     call_id="RM_secret",
                 ),
@@ -127,9 +128,9 @@ def test_tool_arguments_are_always_valid_json() -> None:
 
 
 def test_metric_records_drop_non_finite_values() -> None:
-    record = metric_record(
+    record = wire.metric(
         "llm",
-        "2026-01-01T00:00:00.000Z",
+        1767225600.0,  # 2026-01-01T00:00:00Z
         10,
         {
             "ttft": float("nan"),

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .records import InputFrame, OutputFrame
+from .records import AgentAudio, CallerAudio
 
 if TYPE_CHECKING:
     from .channel import HandOff
@@ -47,10 +47,10 @@ class _Run:
             and (segment >= 0 or abs(at - (self.at + self.samples / rate)) <= RESYNC_TOLERANCE)
         )
 
-    def record(self) -> InputFrame | OutputFrame:
+    def record(self) -> CallerAudio | AgentAudio:
         if self.segment < 0:
-            return InputFrame(at=self.at, data=self.data, rate=self.rate, channels=self.channels)
-        return OutputFrame(
+            return CallerAudio(at=self.at, data=self.data, rate=self.rate, channels=self.channels)
+        return AgentAudio(
             segment=self.segment,
             at=self.at,
             data=self.data,
@@ -99,7 +99,7 @@ class AudioBuffer:
             run.data += data
             run.samples += size // (2 * channels)
 
-    def take(self) -> list[InputFrame | OutputFrame]:
+    def take(self) -> list[CallerAudio | AgentAudio]:
         """Everything appended so far, oldest first, no longer counted against the budget."""
         with self._lock:
             runs, self._runs = self._runs, []

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from .audio_buffer import AudioBuffer, Drops
 from .clock import CallClock
-from .records import Barrier, End, InputFrame, OutputFrame, Record
+from .records import AgentAudio, Barrier, CallerAudio, End, Record
 
 
 @dataclass(slots=True)
@@ -123,7 +123,7 @@ class CallChannel:
         self._buffers.append(buffer)
         return buffer
 
-    def take_audio(self) -> list[InputFrame | OutputFrame]:
+    def take_audio(self) -> list[CallerAudio | AgentAudio]:
         """What the taps appended since the last take, oldest first (any thread)."""
         return [audio for buffer in list(self._buffers) for audio in buffer.take()]
 

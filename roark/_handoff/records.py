@@ -1,17 +1,41 @@
-"""The typed records the loop side posts through a call's channel (one dataclass each)."""
+"""The typed records the loop posts through a call's channel, one small dataclass each.
+
+Every time is on the call's clock (``CallClock``), in seconds since the epoch. The records
+carry what LiveKit said, already copied; turning them into the contract's JSON is the thread
+side's job (``roark._threads.wire``).
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Literal, Union
+
+Role = Literal["user", "assistant", "system"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallDetails:
+    """What call-started tells about the call besides its id and start (empty: unknown)."""
+
+    agent_id: str
+    is_test: bool
+    agent_name: str | None = None
+    agent_prompt: str | None = None
+    room_sid: str | None = None
+    room_name: str | None = None
+    participant_identity: str | None = None
+    job_id: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
 class Begin:
     at: float
-    started: dict[str, Any]  # call-started fields except the call id and timestamp
+    details: CallDetails
+    #: the agent output's rate; None when the call is observed without audio
     sample_rate: int | None
+    #: None while it is being resolved (a ``CallId`` follows)
     call_id: str | None
 
 
@@ -22,7 +46,7 @@ class CallId:
 
 @dataclass(slots=True)
 class Message:
-    role: str
+    role: Role
     text: str
     started_at: float
     stopped_at: float
@@ -31,10 +55,27 @@ class Message:
 
 
 @dataclass(slots=True)
-class Tools:
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: Any
     at: float
-    calls: list[tuple[str, str, str, float]]  # call_id, name, arguments, created_at
-    outputs: list[tuple[str, Any, bool, float]]  # call_id, output, is_error, created_at
+
+
+@dataclass(slots=True)
+class ToolOutput:
+    call_id: str
+    output: Any
+    is_error: bool
+    at: float
+
+
+@dataclass(slots=True)
+class Tools:
+    """One ``function_tools_executed``: the calls the model made and what they returned."""
+
+    calls: list[ToolCall]
+    outputs: list[ToolOutput]
 
 
 @dataclass(slots=True)
@@ -46,12 +87,16 @@ class Metric:
 
 @dataclass(slots=True)
 class Usage:
+    """The session's cumulative usage, per model (the last one posted counts)."""
+
     at: float
     models: list[dict[str, Any]]
 
 
 @dataclass(slots=True)
-class InputFrame:
+class CallerAudio:
+    """A run of the caller's frames: int16 PCM from ``at`` on, as the tap received it."""
+
     at: float
     data: bytes | bytearray
     rate: int
@@ -59,7 +104,10 @@ class InputFrame:
 
 
 @dataclass(slots=True)
-class OutputFrame:
+class AgentAudio:
+    """A run of one agent segment's frames as the session captured them (``at``: captured),
+    placed on the recording by the segment's playback records."""
+
     segment: int
     at: float
     data: bytes | bytearray
@@ -68,13 +116,28 @@ class OutputFrame:
 
 
 @dataclass(slots=True)
-class Playback:
+class PlaybackStarted:
     segment: int
-    what: str  # "started", "progressed", "finished"
     at: float
-    position: float = 0.0
-    offset: float = 0.0
-    interrupted: bool = False
+
+
+@dataclass(slots=True)
+class PlaybackProgressed:
+    """A stretch of the segment played: from ``offset`` s into it, ``duration`` s long,
+    starting at ``at``."""
+
+    segment: int
+    at: float
+    offset: float
+    duration: float
+
+
+@dataclass(slots=True)
+class PlaybackFinished:
+    segment: int
+    at: float
+    #: how much of the segment played, in seconds (less than captured when interrupted)
+    played: float
 
 
 @dataclass(slots=True)
@@ -85,12 +148,24 @@ class End:
 
 @dataclass(slots=True)
 class Barrier:
-    """Set once the processor has handled everything put before it (for ``flush``)."""
+    """Set once the processor has handled everything put before it (``Worker.sync``)."""
 
     passed: threading.Event
 
 
+Playback = Union[PlaybackStarted, PlaybackProgressed, PlaybackFinished]
 Record = Union[
-    Begin, CallId, Message, Tools, Metric, Usage, InputFrame, OutputFrame, Playback, End, Barrier
+    Begin,
+    CallId,
+    Message,
+    Tools,
+    Metric,
+    Usage,
+    CallerAudio,
+    AgentAudio,
+    PlaybackStarted,
+    PlaybackProgressed,
+    PlaybackFinished,
+    End,
+    Barrier,
 ]
-AUDIO_RECORDS = (InputFrame, OutputFrame, Playback)

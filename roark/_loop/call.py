@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._handoff.channel import CallChannel
-from .._handoff.records import Begin, CallId, End
+from .._handoff.records import Begin, CallDetails, CallId, End
 from .hooks import SessionHooks
 from .taps import install_taps, remove_taps
 
@@ -110,7 +110,7 @@ class Call:
         self._channel.post(
             Begin(
                 at=self._channel.clock.now(),
-                started=self._started_fields(),
+                details=self._details(),
                 sample_rate=sample_rate,
                 call_id=call_id,
             )
@@ -126,9 +126,8 @@ class Call:
                 return rate
         return DEFAULT_RATE
 
-    def _started_fields(self) -> dict[str, Any]:
+    def _details(self) -> CallDetails:
         opts, ctx = self.options, self._ctx
-        fields: dict[str, Any] = {"agentId": opts.agent_id, "isTest": opts.is_test}
         participant = _text(_get(ctx, "job", "participant", "identity"))
         if participant is None:
             remote = _get(ctx, "room", "remote_participants")
@@ -137,18 +136,17 @@ class Call:
             except Exception:
                 identities = []
             participant = _text(identities[0]) if identities else None
-        optional = {
-            "agentName": opts.agent_name,
-            "agentPrompt": opts.agent_prompt,
-            "roomSid": _get(ctx, "job", "room", "sid"),
-            "roomName": _get(ctx, "job", "room", "name") or _get(ctx, "room", "name"),
-            "participantIdentity": participant,
-            "jobId": _get(ctx, "job", "id"),
-        }
-        fields.update({k: v for k, v in optional.items() if _text(v)})
-        if opts.metadata:
-            fields["metadata"] = dict(opts.metadata)
-        return fields
+        return CallDetails(
+            agent_id=opts.agent_id,
+            is_test=opts.is_test,
+            agent_name=_text(opts.agent_name),
+            agent_prompt=_text(opts.agent_prompt),
+            room_sid=_text(_get(ctx, "job", "room", "sid")),
+            room_name=_text(_get(ctx, "job", "room", "name") or _get(ctx, "room", "name")),
+            participant_identity=participant,
+            job_id=_text(_get(ctx, "job", "id")),
+            metadata=dict(opts.metadata) if opts.metadata else None,
+        )
 
     async def _resolve_call_id(self) -> None:
         call_id = None

@@ -13,13 +13,18 @@ from typing import Any
 from livekit import rtc
 
 from .._handoff.channel import CallChannel
-from .._handoff.records import Message, Metric, Tools, Usage
+from .._handoff.records import Message, Metric, Role, ToolCall, ToolOutput, Tools, Usage
 
 logger = logging.getLogger("roark.hooks")
 
 # VAD metrics arrive many times a second and say nothing about the call's quality
 _SKIPPED_METRICS = {"vad_metrics"}
-_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+_ROLES: dict[str, Role] = {
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+}
 _TURN_SKIP = {"started_speaking_at", "stopped_speaking_at"}
 
 CLOSE_REASONS = {
@@ -115,17 +120,17 @@ class SessionHooks:
 
     def function_tools_executed(self, ev: Any) -> None:
         now = time.time()
-        wall = self._clock.from_wall
-        calls = [
-            (c.call_id, c.name, c.arguments, wall(float(getattr(c, "created_at", now))))
-            for c in ev.function_calls
-        ]
+
+        def at(item: Any) -> float:
+            return self._clock.from_wall(float(getattr(item, "created_at", now)))
+
+        calls = [ToolCall(c.call_id, c.name, c.arguments, at(c)) for c in ev.function_calls]
         outputs = [
-            (o.call_id, o.output, bool(o.is_error), wall(float(getattr(o, "created_at", now))))
+            ToolOutput(o.call_id, o.output, bool(o.is_error), at(o))
             for o in ev.function_call_outputs
             if o is not None
         ]
-        self._post(Tools(at=wall(now), calls=calls, outputs=outputs))
+        self._post(Tools(calls=calls, outputs=outputs))
 
     def metrics_collected(self, ev: Any) -> None:
         metrics = ev.metrics

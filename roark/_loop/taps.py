@@ -16,7 +16,7 @@ from livekit import rtc
 from livekit.agents.voice import io
 
 from .._handoff.channel import CallChannel
-from .._handoff.records import Playback
+from .._handoff.records import PlaybackFinished, PlaybackProgressed, PlaybackStarted
 
 logger = logging.getLogger("roark.taps")
 
@@ -142,18 +142,17 @@ class AgentAudioTap(io.AudioOutput):
             return
         self._started.add(segment)
         at = self._clock.from_wall(ev.created_at)
-        self._post(Playback(segment=segment, what="started", at=at))
+        self._post(PlaybackStarted(segment=segment, at=at))
 
     def _on_progressed(self, ev: Any) -> None:
         segment = self._current()
         if segment is not None:
             self._post(
-                Playback(
+                PlaybackProgressed(
                     segment=segment,
-                    what="progressed",
                     at=self._clock.from_wall(ev.started_at),
                     offset=ev.offset,
-                    position=ev.duration,
+                    duration=ev.duration,
                 )
             )
 
@@ -164,15 +163,8 @@ class AgentAudioTap(io.AudioOutput):
         self._started.discard(segment)
         if segment == self._segment:
             self._capturing = False
-        self._post(
-            Playback(
-                segment=segment,
-                what="finished",
-                at=self._clock.now(),
-                position=max(0.0, float(ev.playback_position)),
-                interrupted=bool(ev.interrupted),
-            )
-        )
+        played = max(0.0, float(ev.playback_position))
+        self._post(PlaybackFinished(segment=segment, at=self._clock.now(), played=played))
 
     def __getattr__(self, name: str) -> Any:
         return _forward_getattr(self, "_next_in_chain", name)

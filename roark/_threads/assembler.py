@@ -1,4 +1,4 @@
-"""Turns one call's hand-off items into wire records, its recording and spooled items.
+"""Turns one call's hand-off records into wire records, its recording and spooled items.
 
 Runs on the processor thread only; one ``CallAssembler`` per call.
 """
@@ -13,14 +13,17 @@ from typing import Any
 from .._config import Settings
 from .._handoff.clock import CallClock
 from .._handoff.records import (
+    AgentAudio,
     Begin,
+    CallDetails,
+    CallerAudio,
     CallId,
     End,
-    InputFrame,
     Message,
     Metric,
-    OutputFrame,
-    Playback,
+    PlaybackFinished,
+    PlaybackProgressed,
+    PlaybackStarted,
     Record,
     Tools,
     Usage,
@@ -32,7 +35,6 @@ from .spool import CallSpool, Spooled
 logger = logging.getLogger("roark.assembler")
 
 TRUNCATION_MARKER = "…[truncated by roark]"
-DEFAULT_SAMPLE_RATE = 24000
 
 
 def _clean_text(text: str) -> str:
@@ -71,34 +73,8 @@ def tool_arguments(value: Any, limit: int, redact: Callable[[str], str]) -> str:
     return json.dumps(tool_text(text, limit), ensure_ascii=False)
 
 
-def metric_record(kind: str, at_iso: str, offset_ms: int, fields: dict[str, Any]) -> dict:
-    record: dict[str, Any] = {"kind": kind, "timestamp": at_iso, "audioOffsetMs": offset_ms}
-    extra: dict[str, Any] = {}
-    for name, value in fields.items():
-        if isinstance(value, bool):
-            if name == "streamed":
-                record["streamed"] = value
-            else:
-                extra[wire.camel(name)] = value
-            continue
-        if isinstance(value, (int, float)):
-            number = wire.finite(value)
-            if number is None:
-                continue  # NaN and infinities are not JSON; drop the field
-            target = wire.METRIC_FIELDS.get(name)
-            if target and target not in record:
-                record[target] = number
-            else:
-                extra[wire.camel(name)] = number
-        elif isinstance(value, str) and value:
-            extra[wire.camel(name)] = value
-    if extra:
-        record["extra"] = extra
-    return record
-
-
 class CallAssembler:
-    """The worker-side state of one call."""
+    """The thread side's state of one call, made when its ``Begin`` arrives."""
 
     def __init__(
         self,
@@ -106,25 +82,25 @@ class CallAssembler:
         key: str,
         clock: CallClock,
         settings: Settings,
-        spool_factory: Callable[[], CallSpool],
-        on_item: Callable[[CallAssembler, Spooled], None],
+        spool: CallSpool,
+        on_spooled: Callable[[CallAssembler, Spooled], None],
     ) -> None:
         self.key = key
-        self.settings = settings
-        self._spool_factory = spool_factory
-        self.spool: CallSpool = CallSpool(None, key)
-        self._on_item = on_item
-        self._started_fields: dict[str, Any] = {}
-        self.usage: list[dict] = []
-        self.call_id: str | None = None
-        self.started_at: float | None = None
-        self.transcript: list[dict] = []
-        self.tools: list[dict] = []
-        self.metrics: list[dict] = []
-        self.recording: Recording | None = None
-        self.ended = False
         #: the call's clock, made with the call (on the loop); every stamp of the call is on it
         self.clock = clock
+        self.settings = settings
+        self.spool = spool
+        self._on_spooled = on_spooled
+        self._details: CallDetails | None = None
+        self.call_id: str | None = None
+        self.started_at: float | None = None
+        self.transcript: list[wire.TranscriptEntry] = []
+        self.tools: list[wire.ToolRecord] = []
+        self.metrics: list[wire.MetricRecord] = []
+        #: the last usage snapshot (cumulative, so it replaces the one before)
+        self.usage: list[wire.MetricRecord] = []
+        self.recording: Recording | None = None
+        self.ended = False
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -142,201 +118,148 @@ class CallAssembler:
             logger.exception("the redact callable failed; the text is withheld")
             return "[REDACTED]"
 
-    def _record(self, bucket: str, record: dict) -> None:
-        {"transcript": self.transcript, "tools": self.tools, "metrics": self.metrics}[
-            bucket
-        ].append(record)
-        self.spool.append_record({"bucket": bucket, "record": record})
+    def _spool_record(self, bucket: str, record: Any) -> None:
+        # written at once: a crash keeps the conversation up to here for a recovery
+        self.spool.append_record(bucket, record)
 
-    # -- items ---------------------------------------------------------------------------
+    # -- records -------------------------------------------------------------------------
 
-    def handle(self, item: Record, now: float) -> None:
+    def handle(self, record: Record, now: float) -> None:
         if self.ended:
             return
         now = self.clock.from_wall(now)
-        if isinstance(item, InputFrame):
+        if isinstance(record, CallerAudio):
             if self.recording is not None:
-                self.recording.input_frame(item.at, item.data, item.rate, item.channels, now)
-        elif isinstance(item, OutputFrame):
-            if self.recording is not None:
-                self.recording.output_frame(
-                    item.segment, item.data, item.rate, item.channels, item.at
+                self.recording.add_caller_audio(
+                    record.at, record.data, record.rate, record.channels, now
                 )
-        elif isinstance(item, Playback):
-            self._playback(item)
-        elif isinstance(item, Message):
-            self._message(item)
-        elif isinstance(item, Tools):
-            self._tools(item)
-        elif isinstance(item, Metric):
-            self._record(
-                "metrics",
-                metric_record(item.kind, wire.iso(item.at), self._offset(item.at), item.fields),
-            )
-        elif isinstance(item, Usage):
-            self._usage(item)
-        elif isinstance(item, Begin):
-            self._begin(item)
-        elif isinstance(item, CallId):
-            self._set_call_id(item.call_id)
-        elif isinstance(item, End):
-            self._end(item)
+        elif isinstance(record, AgentAudio):
+            if self.recording is not None:
+                self.recording.add_agent_audio(
+                    record.segment, record.data, record.rate, record.channels, record.at
+                )
+        elif isinstance(record, (PlaybackStarted, PlaybackProgressed, PlaybackFinished)):
+            self._playback(record)
+        else:
+            self._conversation(record)
+
+    def _conversation(self, record: Record) -> None:
+        if isinstance(record, Message):
+            self._message(record)
+        elif isinstance(record, Tools):
+            self._tools(record)
+        elif isinstance(record, Metric):
+            metric = wire.metric(record.kind, record.at, self._offset(record.at), record.fields)
+            self.metrics.append(metric)
+            self._spool_record("metrics", metric)
+        elif isinstance(record, Usage):
+            self.usage = [
+                wire.metric("usage", record.at, self._offset(record.at), fields)
+                for fields in record.models
+            ]
+        elif isinstance(record, Begin):
+            self._begin(record)
+        elif isinstance(record, CallId):
+            self._set_call_id(record.call_id)
+        elif isinstance(record, End):
+            self._end(record)
 
     def tick(self, now: float) -> None:
         if self.recording is not None and not self.ended:
             self.recording.tick(self.clock.from_wall(now))
 
-    def _begin(self, item: Begin) -> None:
-        self.spool = self._spool_factory()
-        self.started_at = item.at
-        if item.sample_rate is not None:
+    def _begin(self, record: Begin) -> None:
+        self.started_at = record.at
+        if record.sample_rate is not None:
             self.recording = Recording(
-                t0=item.at,
-                sample_rate=self.settings.recording_sample_rate or item.sample_rate,
+                t0=record.at,
+                sample_rate=self.settings.recording_sample_rate or record.sample_rate,
                 chunk_bytes=self.settings.chunk_bytes,
                 emit=self._chunk,
             )
-        self._started_fields = dict(item.started)
-        self.spool.write_meta({"startedAt": item.at, "callId": item.call_id, "key": self.key})
-        if item.call_id:
-            self._set_call_id(item.call_id)
+        self._details = record.details
+        self.spool.note_start(record.at, record.call_id)
+        if record.call_id:
+            self._set_call_id(record.call_id)
 
     def _set_call_id(self, call_id: str) -> None:
-        if self.call_id is not None:
+        if self.call_id is not None or self._details is None:
             return
         self.call_id = call_id
-        body: dict[str, Any] = {
-            "event": "call-started",
-            "livekitCallId": call_id,
-            "eventTimestamp": wire.iso(self.started_at or 0.0),
-            **self._started_fields,
-        }
-        self.spool.update_meta(
-            callId=call_id, sampleRate=self.recording.rate if self.recording else None
-        )
-        self._on_item(self, self.spool.put("started", _json(body)))
+        started = wire.call_started(call_id, self.started_at or 0.0, self._details)
+        self.spool.note_call_id(call_id, self.recording.rate if self.recording else None)
+        self._on_spooled(self, self.spool.put("started", _json(started)))
 
     def _chunk(self, index: int, data: bytes) -> None:
-        self._on_item(self, self.spool.put("chunk", data, index))
+        spooled = self.spool.put("chunk", data, index)
+        if index == 0:
+            self.spool.note_recording()  # for a recovery: the chunks left say how many more
+        self._on_spooled(self, spooled)
 
-    def _playback(self, item: Playback) -> None:
+    def _playback(self, record: PlaybackStarted | PlaybackProgressed | PlaybackFinished) -> None:
         rec = self.recording
         if rec is None:
             return
-        if item.what == "started":
-            rec.playback_started(item.segment, item.at)
-        elif item.what == "progressed":
-            rec.playback_progressed(item.segment, item.at, item.offset, item.position)
+        if isinstance(record, PlaybackStarted):
+            rec.playback_started(record.segment, record.at)
+        elif isinstance(record, PlaybackProgressed):
+            rec.playback_progressed(record.segment, record.at, record.offset, record.duration)
         else:
-            rec.playback_finished(item.segment, item.position, item.at)
+            rec.playback_finished(record.segment, record.played, record.at)
 
-    def _message(self, item: Message) -> None:
-        text = self._redact(_clean_text(item.text)).strip()
+    def _message(self, record: Message) -> None:
+        text = self._redact(_clean_text(record.text)).strip()
         if not text:
             return
-        start, stop = item.started_at, max(item.stopped_at, item.started_at)
-        entry: dict[str, Any] = {
-            "role": item.role,
-            "content": text,
-            "timestamp": wire.iso(start),
-            "endTimestamp": wire.iso(stop),
-            "audioOffsetMs": self._offset(start),
-            "endAudioOffsetMs": self._offset(stop),
-        }
-        if item.role == "assistant":
-            entry["interrupted"] = item.interrupted
-        if item.language:
-            entry["language"] = item.language
-        self._record("transcript", entry)
+        start, stop = record.started_at, max(record.stopped_at, record.started_at)
+        entry = wire.transcript_entry(
+            record.role,
+            text,
+            span=(start, stop),
+            offsets_ms=(self._offset(start), self._offset(stop)),
+            interrupted=record.interrupted,
+            language=record.language,
+        )
+        self.transcript.append(entry)
+        self._spool_record("transcript", entry)
 
-    def _tools(self, item: Tools) -> None:
+    def _tools(self, record: Tools) -> None:
         limit = self.settings.max_tool_text_chars
-        for call_id, name, arguments, at in item.calls:
-            self._record(
-                "tools",
-                {
-                    "kind": "tool_call",
-                    "toolCallId": call_id,
-                    "name": name,
-                    "arguments": tool_arguments(arguments, limit, self._redact),
-                    "timestamp": wire.iso(at),
-                    "audioOffsetMs": self._offset(at),
-                },
+        made: list[wire.ToolRecord] = []
+        for call in record.calls:
+            arguments = tool_arguments(call.arguments, limit, self._redact)
+            made.append(
+                wire.tool_call(call.call_id, call.name, arguments, call.at, self._offset(call.at))
             )
-        for call_id, output, is_error, at in item.outputs:
-            self._record(
-                "tools",
-                {
-                    "kind": "tool_result",
-                    "toolCallId": call_id,
-                    "content": self._redact(tool_text(output, limit)),
-                    "isError": bool(is_error),
-                    "timestamp": wire.iso(at),
-                    "audioOffsetMs": self._offset(at),
-                },
+        for out in record.outputs:
+            content = self._redact(tool_text(out.output, limit))
+            made.append(
+                wire.tool_result(out.call_id, content, out.is_error, out.at, self._offset(out.at))
             )
+        for tool in made:
+            self.tools.append(tool)
+            self._spool_record("tools", tool)
 
-    def _usage(self, item: Usage) -> None:
-        # only the last usage snapshot matters: it is cumulative
-        self.usage = [
-            metric_record("usage", wire.iso(item.at), self._offset(item.at), fields)
-            for fields in item.models
-        ]
-
-    def _end(self, item: End) -> None:
+    def _end(self, record: End) -> None:
         self.ended = True
         if self.call_id is None:
             # nothing resolved the id in time; the contract's last fallback is a random UUID
             self._set_call_id(self.key)
         if self.recording is not None:
-            self.recording.finish(item.at)
-        body = build_call_ended(
+            self.recording.finish(record.at)
+        ended = wire.call_ended(
             call_id=self.call_id or self.key,
-            started_at=self.started_at or item.at,
-            ended_at=item.at,
-            reason=item.reason,
+            started_at=self.started_at or record.at,
+            ended_at=record.at,
+            reason=record.reason,
             transcript=self.transcript,
             tools=self.tools,
             metrics=self.metrics + self.usage,
             sample_rate=self.recording.rate if self.recording else None,
             chunks=self.recording.chunks if self.recording else 0,
         )
-        self._on_item(self, self.spool.put("ended", _json(body)))
+        self._on_spooled(self, self.spool.put("ended", _json(ended)))
 
 
-def _json(body: dict[str, Any]) -> bytes:
+def _json(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
-def build_call_ended(
-    *,
-    call_id: str,
-    started_at: float,
-    ended_at: float,
-    reason: str,
-    transcript: list[dict],
-    tools: list[dict],
-    metrics: list[dict],
-    sample_rate: int | None,
-    chunks: int,
-) -> dict[str, Any]:
-    """The call-ended body; the recording is advertised only when chunks were made."""
-    ordered = sorted(transcript, key=lambda e: (e["audioOffsetMs"], e["endAudioOffsetMs"]))
-    body: dict[str, Any] = {
-        "event": "call-ended",
-        "livekitCallId": call_id,
-        "eventTimestamp": wire.iso(ended_at),
-        "callStartedAt": wire.iso(started_at),
-        "callEndedAt": wire.iso(ended_at),
-        "callEndedReason": reason,
-        "transcript": ordered,
-        "toolCalls": sorted(tools, key=lambda r: r["timestamp"]),
-        "metrics": metrics,
-    }
-    spoken = [e for e in ordered if e["role"] in ("user", "assistant")]
-    if spoken:
-        body["agentSpokeFirst"] = spoken[0]["role"] == "assistant"
-    if chunks and sample_rate:
-        body["recordingSampleRate"] = sample_rate
-        body["recordingNumChannels"] = wire.NUM_CHANNELS
-    return body

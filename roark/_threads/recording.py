@@ -254,7 +254,9 @@ class Recording:
 
     # -- caller ----------------------------------------------------------------------------
 
-    def input_frame(self, at: float, data: bytes, rate: int, channels: int, now: float) -> None:
+    def add_caller_audio(
+        self, at: float, data: bytes, rate: int, channels: int, now: float
+    ) -> None:
         samples = len(data) // (2 * channels)
         resampler = self._in_resampler
         expected = None if self._run_start is None else self._run_start + self._run_fed / rate
@@ -306,7 +308,9 @@ class Recording:
 
     # -- agent -----------------------------------------------------------------------------
 
-    def output_frame(self, segment: int, data: bytes, rate: int, channels: int, at: float) -> None:
+    def add_agent_audio(
+        self, segment: int, data: bytes, rate: int, channels: int, at: float
+    ) -> None:
         seg = self._segments.get(segment)
         if seg is None:
             seg = self._segments[segment] = _Segment(captured_at=at, rate=rate)

@@ -194,27 +194,22 @@ class Transport:
 
     def send_event(self, body: dict[str, Any], deadline: float) -> None:
         """POST one lifecycle event, retrying transient failures until ``deadline``."""
-        what = str(body.get("event", "event"))
+        what = wire.event_name(body)
         for attempt in self._retrying(deadline, what):
             with attempt:
                 self._post_json(wire.EVENTS_PATH, body, deadline, what)
 
     def upload_chunk(self, call_id: str, index: int, data: bytes, deadline: float) -> None:
         """Ask for a fresh presigned URL and PUT the chunk there, per attempt."""
-        request: wire.UploadUrlRequest = {
-            "livekitCallId": call_id,
-            "chunkIndex": index,
-            "contentType": wire.PCM_CONTENT_TYPE,
-        }
+        request = wire.upload_url_request(call_id, index)
         for attempt in self._retrying(deadline, f"chunk {index}"):
             with attempt:
                 answer = self._post_json(wire.UPLOAD_URL_PATH, request, deadline, "upload URL")
                 try:
-                    target = wire.parse_upload_target(answer.json())
+                    url = wire.upload_url(answer.json())
                 except ValueError as exc:
                     raise TransientError(f"upload URL answer unusable: {exc}") from None
                 # no Roark headers here: the storage host rejects them, and the key stays home
-                url = target["uploadUrl"]
                 response = self._request(
                     self._storage,
                     "PUT",

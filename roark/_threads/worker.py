@@ -26,8 +26,9 @@ from typing import Any
 from .._config import Settings
 from .._handoff.channel import CallChannel, HandOff
 from .._handoff.records import Barrier, Begin, Record
-from .assembler import CallAssembler, build_call_ended
-from .spool import CallSpool, Spool, Spooled
+from . import wire
+from .assembler import CallAssembler
+from .spool import CallMeta, CallSpool, Spool, Spooled
 from .transport import AuthError, RejectedError, Transport
 
 logger = logging.getLogger("roark.worker")
@@ -226,8 +227,8 @@ class Worker:
             key=key,
             clock=channel.clock,
             settings=self.settings,
-            spool_factory=lambda: self.spool.new_call(key),
-            on_item=self._queued,
+            spool=self.spool.new_call(key),
+            on_spooled=self._queued,
         )
 
     def _queued(self, call: CallAssembler, item: Spooled) -> None:
@@ -244,9 +245,6 @@ class Worker:
             outbox.items.append(item)
             if item.kind == "ended":
                 outbox.ended_queued = True
-        if item.kind == "chunk" and item.index == 0 and call.spool.durable:
-            # for a recovery: the call has a recording (later chunks count from the files)
-            call.spool.update_meta(chunks=1)
         self._schedule(outbox)
 
     def _schedule(self, outbox: _Outbox) -> None:
@@ -333,19 +331,18 @@ class Worker:
             outbox.chunks_sent += 1
             self.stats["chunks"] += 1
             return
-        body = json.loads(item.read())
+        event = json.loads(item.read())
         if item.kind == "ended" and outbox.chunks_sent == 0:
             # no recording to advertise (after a lost chunk none follows it: the recording
             # Roark builds ends at the hole rather than shifting all that came after)
-            body.pop("recordingSampleRate", None)
-            body.pop("recordingNumChannels", None)
-        self.transport.send_event(body, deadline)
+            event = wire.without_recording(event)
+        self.transport.send_event(event, deadline)
         self.stats["events"] += 1
         if item.kind == "ended":
             logger.info(
                 "call %s delivered (%d transcript entries, %d chunks)",
-                body.get("livekitCallId"),
-                len(body.get("transcript", [])),
+                outbox.call_id,
+                wire.transcript_length(event),
                 outbox.chunks_sent,
             )
 
@@ -444,38 +441,32 @@ class Worker:
             self.recovered.set()
 
     def _adopt(self, spool: CallSpool) -> None:
-        meta = spool.read_meta()
+        meta = spool.read_meta() or CallMeta()
         items = spool.pending()
-        call_id = meta.get("callId") or spool.key
+        call_id = meta.call_id or spool.key
         if not spool.has_ended():
-            records = spool.read_records()
-            buckets: dict[str, list[dict[str, Any]]] = {
-                "transcript": [],
-                "tools": [],
-                "metrics": [],
-            }
-            for entry in records:
-                if isinstance(entry, dict) and entry.get("bucket") in buckets:
-                    buckets[entry["bucket"]].append(entry["record"])
-            started_at = float(meta.get("startedAt") or time.time())
-            ended_at = max(started_at, _newest_mtime(spool))
-            body = build_call_ended(
+            buckets: dict[str, list[Any]] = {"transcript": [], "tools": [], "metrics": []}
+            for bucket, record in spool.read_records():
+                if bucket in buckets:
+                    buckets[bucket].append(record)
+            started_at = float(meta.started_at or time.time())
+            ended = wire.call_ended(
                 call_id=call_id,
                 started_at=started_at,
-                ended_at=ended_at,
+                ended_at=max(started_at, _newest_mtime(spool)),
                 reason=PROCESS_DIED,
                 transcript=buckets["transcript"],
                 tools=buckets["tools"],
                 metrics=buckets["metrics"],
-                sample_rate=meta.get("sampleRate"),
-                chunks=int(meta.get("chunks") or 0),
+                sample_rate=meta.sample_rate,
+                chunks=meta.chunks,
             )
-            items.append(spool.put("ended", json.dumps(body, ensure_ascii=False).encode()))
+            items.append(spool.put("ended", json.dumps(ended, ensure_ascii=False).encode()))
         outbox = _Outbox(key=spool.key, spool=spool, call_id=call_id, ended_queued=True)
         outbox.items.extend(items)
         # chunks acknowledged before the crash were deleted: the first one left says how many
         pending = [i.index for i in items if i.kind == "chunk"]
-        outbox.chunks_sent = min(pending) if pending else int(meta.get("chunks") or 0)
+        outbox.chunks_sent = min(pending) if pending else meta.chunks
         with self._lock:
             self._outboxes[spool.key] = outbox
         logger.info("delivering call %s left behind by a process that stopped", call_id)
