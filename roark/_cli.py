@@ -19,7 +19,13 @@ def _check(_: argparse.Namespace) -> int:
         return 2
     print(client.settings)
     print("observing calls" if client.active else "NOT observing calls (no key, or disabled)")
+    worker = client.worker
     shutdown(timeout=0.5)
+    if worker is not None:
+        # what this process did (delivering calls a stopped process left in the spool) and
+        # what failed inside roark, by kind
+        stats = worker.stats.snapshot()
+        print("stats:", ", ".join(f"{k}={v}" for k, v in stats.items()) or "nothing counted")
     return 0 if client.active else 1
 
 
@@ -34,7 +40,8 @@ def _deliver(args: argparse.Namespace) -> int:
     ok = client.flush(timeout=max(0.0, deadline - time.monotonic()))
     stats = client.worker.stats
     shutdown(timeout=1.0)
-    print(f"delivered: {stats['events']} events, {stats['chunks']} chunks; all done: {ok}")
+    events, chunks = stats.get("events"), stats.get("chunks")
+    print(f"delivered: {events} events, {chunks} chunks; all done: {ok}")
     return 0 if ok else 1
 
 

@@ -18,8 +18,9 @@ import pytest
 import roark
 from roark._client import get_client
 from roark._config import Settings, resolve
+from roark._threads.recovery import PROCESS_DIED
 from roark._threads.spool import CallSpool
-from roark._threads.worker import PROCESS_DIED, Worker
+from roark._threads.worker import Worker
 from roark.testing import LocalRoark
 from roark.testing.scripted import CallScript, LLMReply, ToolCallStep, UserTurn
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._failures import Stats
 from .records import AgentAudio, CallerAudio
 
 if TYPE_CHECKING:
@@ -16,12 +16,8 @@ logger = logging.getLogger("roark.handoff")
 
 # a caller run continues while its own clock stays this close to the arrival stamps
 RESYNC_TOLERANCE = 0.1
-
-
-@dataclass
-class Drops:
-    frames: int = 0
-    logged: bool = False
+# the count of audio frames dropped over the budget (``Stats``)
+FRAMES_DROPPED = "audio_frames_dropped"
 
 
 class _Run:
@@ -68,9 +64,9 @@ class AudioBuffer:
     processor takes, both under the buffer's lock (never contended for long).
     """
 
-    def __init__(self, handoff: HandOff, drops: Drops) -> None:
+    def __init__(self, handoff: HandOff, stats: Stats) -> None:
         self._handoff = handoff
-        self._drops = drops
+        self._stats = stats
         self._lock = threading.Lock()
         self._runs: list[_Run] = []
         self._current: _Run | None = None
@@ -82,9 +78,7 @@ class AudioBuffer:
         if self.closed or not size:
             return
         if not self._handoff.reserve(size):
-            self._drops.frames += 1
-            if not self._drops.logged:
-                self._drops.logged = True
+            if self._stats.add(FRAMES_DROPPED) == 1:
                 logger.warning(
                     "roark workers are behind: dropping audio frames (they will be "
                     "silence on the recording)"

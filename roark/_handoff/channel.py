@@ -26,7 +26,8 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from .audio_buffer import AudioBuffer, Drops
+from .._failures import Stats
+from .audio_buffer import AudioBuffer
 from .clock import CallClock
 from .records import AgentAudio, Barrier, CallerAudio, End, Record
 
@@ -94,16 +95,16 @@ class CallChannel:
     call (True), or once roark stopped trying while this process lives (False).
     """
 
-    __slots__ = ("key", "clock", "delivered", "_handoff", "_drops", "_buffers", "_posted", "closed")
+    __slots__ = ("key", "clock", "delivered", "_handoff", "_stats", "_buffers", "_posted", "closed")
 
-    def __init__(self, handoff: HandOff) -> None:
+    def __init__(self, handoff: HandOff, stats: Stats) -> None:
         #: names the call on the thread side and its folder in the spool
         self.key = uuid.uuid4().hex
         #: made with the call, on the loop; every stamp of the call is on it
         self.clock = CallClock()
         self.delivered: concurrent.futures.Future[bool] = concurrent.futures.Future()
         self._handoff = handoff
-        self._drops = Drops()
+        self._stats = stats
         self._buffers: list[AudioBuffer] = []
         self._posted = False
         self.closed = False
@@ -119,7 +120,7 @@ class CallChannel:
 
     def new_audio_buffer(self) -> AudioBuffer:
         """A buffer for one audio tap; the processor takes from it between records too."""
-        buffer = AudioBuffer(self._handoff, self._drops)
+        buffer = AudioBuffer(self._handoff, self._stats)
         self._buffers.append(buffer)
         return buffer
 

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._failures import guard
 from .._handoff.channel import CallChannel
 from .._handoff.records import Begin, CallDetails, CallId, End
 from .hooks import SessionHooks
@@ -184,7 +185,7 @@ class Call:
         # a call prepared by observe_session whose session never started posted nothing:
         # closing its channel is all there is to do
         if self._session is not None:
-            try:
+            with guard("unhooking an ended call's session"):
                 session = self._session
                 self._hooks.detach(session)
                 remove_taps(session)
@@ -193,8 +194,6 @@ class Call:
                     self._id_task.cancel()
                     call_id = _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
                     self._channel.post(CallId(call_id))
-            except Exception:
-                logger.debug("ending call hooks failed", exc_info=True)
             self._channel.post(End(at=self._channel.clock.now(), reason=reason or "agent-ended"))
         self._channel.close()
 
@@ -205,12 +204,10 @@ class Call:
         ``timeout`` (default: the shutdown budget); it then stays spooled and is sent later.
         Never raises.
         """
-        try:
+        with guard("Call.aflush"):
             self._end(str(reason))
             return await self.wait_delivered(timeout)
-        except Exception:
-            logger.debug("aflush failed", exc_info=True)
-            return False
+        return False
 
     async def wait_delivered(self, timeout: float | None = None) -> bool:
         delivered = self._channel.delivered

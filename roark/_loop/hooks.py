@@ -1,21 +1,21 @@
 """Session event handlers (asyncio side): read what a record needs, hand it over, return.
 
-Every handler is wrapped so that nothing raised here reaches LiveKit's event emitter.
+Every handler runs behind roark's failure boundary (``roark._failures.guarded``): nothing
+raised here reaches LiveKit's event emitter.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 from livekit import rtc
 
+from .._failures import guarded
 from .._handoff.channel import CallChannel
 from .._handoff.records import Message, Metric, Role, ToolCall, ToolOutput, Tools, Usage
-
-logger = logging.getLogger("roark.hooks")
 
 # VAD metrics arrive many times a second and say nothing about the call's quality
 _SKIPPED_METRICS = {"vad_metrics"}
@@ -34,18 +34,6 @@ CLOSE_REASONS = {
     "task_completed": "agent-ended",
     "error": "error",
 }
-
-
-def guarded(fn: Callable[[Any], None]) -> Callable[[Any], None]:
-    # LiveKit's emitter inspects each handler's signature on every emit: a plain one-argument
-    # function (no functools.wraps, no bound method) keeps that cheap
-    def handler(ev: Any) -> None:
-        try:
-            fn(ev)
-        except Exception:
-            logger.debug("roark hook %s failed", fn.__name__, exc_info=True)
-
-    return handler
 
 
 def _scalars(data: dict[str, Any], skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -68,12 +56,16 @@ class SessionHooks:
         # LiveKit's time.time() stamps, moved onto the call's clock as they arrive
         self._clock = channel.clock
         self._on_close = on_close
-        self._handlers: dict[str, Callable[..., None]] = {
-            "conversation_item_added": guarded(self.conversation_item_added),
-            "function_tools_executed": guarded(self.function_tools_executed),
-            "metrics_collected": guarded(self.metrics_collected),
-            "error": guarded(self.error),
-            "close": guarded(self.close),
+        handlers: dict[str, Callable[[Any], None]] = {
+            "conversation_item_added": self.conversation_item_added,
+            "function_tools_executed": self.function_tools_executed,
+            "metrics_collected": self.metrics_collected,
+            "error": self.error,
+            "close": self.close,
+        }
+        self._handlers = {
+            event: guarded(f"the session's {event} handler", handler)
+            for event, handler in handlers.items()
         }
 
     def attach(self, session: Any) -> None:
@@ -87,10 +79,8 @@ class SessionHooks:
 
     def detach(self, session: Any) -> None:
         for event, handler in self._handlers.items():
-            try:
+            with contextlib.suppress(Exception):  # not subscribed (any more): nothing to undo
                 session.off(event, handler)
-            except Exception:
-                pass
 
     def conversation_item_added(self, ev: Any) -> None:
         item = ev.item

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from livekit.agents import AgentSession
 
 from .._client import get_client
+from .._failures import guard
 from .call import Call, CallOptions
 
 logger = logging.getLogger("roark.observe")
@@ -54,7 +55,7 @@ class _ObservedJob:
         """Make ``session`` the call, if this job has none yet. Never raises."""
         if self.call is not None and self.call.begun:
             return None
-        try:
+        with guard("observing a session (the call goes on unobserved)"):
             call = self.prepare()
             if call is None:
                 return None
@@ -62,9 +63,7 @@ class _ObservedJob:
             self._register_shutdown()
             logger.info("observing call of agent %s", self.options.agent_id)
             return call
-        except Exception:
-            logger.exception("roark could not observe this session; the call goes on unobserved")
-            return None
+        return None
 
     def _register_shutdown(self) -> None:
         if self._shutdown_registered or self.ctx is None:
@@ -79,11 +78,9 @@ class _ObservedJob:
             call = self.call
             if call is None:
                 return
-            try:
+            with guard("delivering the call at job shutdown"):
                 call.job_shutdown()
                 await call.wait_delivered()
-            except Exception:
-                logger.debug("roark job shutdown failed", exc_info=True)
 
         add(roark_deliver_call)
         if self.call is not None:
@@ -98,12 +95,10 @@ def _install_start_hook() -> None:
 
     @functools.wraps(original)
     async def start(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with guard("finding the job of a starting session"):
             job = _sessions.pop(self, None) or _current_job.get() or _job_of_running_entrypoint()
             if job is not None:
                 job.start_call(self)
-        except Exception:
-            logger.debug("roark session hook failed", exc_info=True)
         return await original(self, *args, **kwargs)
 
     start._roark_hook = True  # type: ignore[attr-defined]
@@ -233,13 +228,11 @@ def observe(
             if client is None or not client.active:
                 return await fn(ctx, *args, **kwargs)
             token = None
-            try:
+            with guard("preparing an observed job"):
                 _install_start_hook()
                 job = _ObservedJob(ctx, options)
                 _jobs_by_ctx[ctx] = job
                 token = _current_job.set(job)
-            except Exception:
-                logger.debug("roark could not prepare the job", exc_info=True)
             try:
                 return await fn(ctx, *args, **kwargs)
             finally:
@@ -288,7 +281,7 @@ def observe_session(
     client = get_client()
     if client is None or not client.active:
         return None
-    try:
+    with guard("observing a session (the call goes on unobserved)"):
         _install_start_hook()
         job = _ObservedJob(ctx, options)
         if ctx is not None:
@@ -298,9 +291,7 @@ def observe_session(
         _sessions[session] = job
         # the call exists from now on, so current_call() works before start
         return job.prepare()
-    except Exception:
-        logger.exception("roark could not observe this session; the call goes on unobserved")
-        return None
+    return None
 
 
 def _is_running(session: Any) -> bool:

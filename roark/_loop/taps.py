@@ -15,6 +15,7 @@ from typing import Any
 from livekit import rtc
 from livekit.agents.voice import io
 
+from .._failures import failed
 from .._handoff.channel import CallChannel
 from .._handoff.records import PlaybackFinished, PlaybackProgressed, PlaybackStarted
 
@@ -54,7 +55,7 @@ class UserAudioTap(io.AudioInput):
                 frame.num_channels,
             )
         except Exception:
-            logger.debug("user audio tap failed on a frame", exc_info=True)
+            failed("the user audio tap")
         return frame
 
     # LiveKit 1.2's AudioInput.on_attached/on_detached call themselves, not the source's
@@ -98,7 +99,7 @@ class AgentAudioTap(io.AudioOutput):
             elif event == "playback_finished":
                 self._on_finished(args[0])
         except Exception:
-            logger.debug("agent audio tap failed on %s", event, exc_info=True)
+            failed("the agent audio tap's playback events")
 
     @property
     def sample_rate(self) -> int | None:
@@ -119,7 +120,7 @@ class AgentAudioTap(io.AudioOutput):
                 self._segment,
             )
         except Exception:
-            logger.debug("agent audio tap failed on a frame", exc_info=True)
+            failed("the agent audio tap")
         if self.next_in_chain:
             await self.next_in_chain.capture_frame(frame)
 

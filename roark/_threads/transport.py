@@ -63,20 +63,34 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+CHUNK_PUT = "chunk PUT"
+
+
+def status_error(
+    status: int, what: str, *, retry_after: float | None = None, text: str = ""
+) -> DeliveryError | None:
+    """What an answer's status means for request ``what``: None when it was accepted."""
+    if 200 <= status < 300:
+        return None
+    if status in (401, 403) and what != CHUNK_PUT:
+        return AuthError(f"{what}: HTTP {status}")
+    if status in _TRANSIENT_STATUS:
+        return TransientError(f"{what}: HTTP {status}", retry_after)
+    if 300 <= status < 400:
+        return RejectedError(f"{what}: HTTP {status} redirect refused")
+    if what == CHUNK_PUT and status == 403:
+        # an expired or already used presigned URL: a fresh one may work
+        return TransientError(f"{what}: HTTP 403 (presigned URL refused)")
+    return RejectedError(f"{what}: HTTP {status}: {text[:200]}")
+
+
 def _check(response: requests.Response, what: str) -> requests.Response:
     status = response.status_code
     if 200 <= status < 300:
         return response
-    if status in (401, 403) and what != "chunk PUT":
-        raise AuthError(f"{what}: HTTP {status}")
-    if status in _TRANSIENT_STATUS:
-        raise TransientError(f"{what}: HTTP {status}", _retry_after(response))
-    if 300 <= status < 400:
-        raise RejectedError(f"{what}: HTTP {status} redirect refused")
-    if what == "chunk PUT" and status == 403:
-        # an expired or already used presigned URL: a fresh one may work
-        raise TransientError(f"{what}: HTTP 403 (presigned URL refused)")
-    raise RejectedError(f"{what}: HTTP {status}: {response.text[:200]}")
+    error = status_error(status, what, retry_after=_retry_after(response), text=response.text)
+    assert error is not None
+    raise error
 
 
 class _Wait:
@@ -219,4 +233,4 @@ class Transport:
                     self._proxies(url),
                     deadline,
                 )
-                _check(response, "chunk PUT")
+                _check(response, CHUNK_PUT)
