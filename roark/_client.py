@@ -110,9 +110,9 @@ def install(settings: Settings) -> Client:
         old.shutdown(timeout=min(2.0, old.settings.shutdown_timeout))
     if new.worker is not None:
         use(new.worker.stats)
-        from ._loop.observe import _install_start_hook
+        from ._loop.observe import install_session_hook
 
-        _install_start_hook()
+        install_session_hook()
     return new
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .._failures import guard
@@ -27,16 +28,50 @@ DEFAULT_RATE = 24000
 
 @dataclass(frozen=True)
 class CallOptions:
-    """Per-call options given to ``observe``/``observe_session`` (validated there)."""
+    """Per-call options: the one declaration of what ``observe`` and ``observe_session`` take.
+
+    Checked when made (a ``TypeError`` naming the option, at import time for a decorator);
+    the agent id is kept without surrounding blanks, empty texts as None.
+    """
 
     agent_id: str
     agent_name: str | None = None
     agent_prompt: str | None = None
     livekit_call_id: str | None = None
     capture_audio: bool = True
-    capture_logs: bool = False
+    capture_logs: bool = False  # accepted; reserved
     is_test: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.agent_id, str) or not self.agent_id.strip():
+            raise TypeError("roark: agent_id must be a non-empty string")
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if option.type == "str | None" and value is not None and not isinstance(value, str):
+                raise TypeError(f"roark: {option.name} must be a string, got {_kind(value)}")
+            if option.type == "bool" and not isinstance(value, bool):
+                raise TypeError(f"roark: {option.name} must be a bool, got {_kind(value)}")
+            if option.type == "str | None":
+                object.__setattr__(self, option.name, value or None)
+        try:
+            json.dumps(self.metadata, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"roark: metadata must be JSON-serializable ({exc})") from None
+        object.__setattr__(self, "agent_id", self.agent_id.strip())
+
+    @classmethod
+    def among(cls, arguments: dict[str, Any]) -> CallOptions:
+        """The options among a public function's ``arguments`` (its ``locals()``), by name.
+
+        ``observe`` and ``observe_session`` spell their parameters out for users' IDEs; this
+        picks the options from them without a third list of names.
+        """
+        return cls(**{option.name: arguments[option.name] for option in fields(cls)})
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
 
 
 def _text(value: Any) -> str | None:
