@@ -109,10 +109,6 @@ def use(stats: Stats) -> None:
     _in_use = stats
 
 
-def in_use() -> Stats:
-    return _in_use
-
-
 def failed(kind: str) -> None:
     """Count a failure of ``kind`` on the loop side; call it from an ``except`` block."""
     _in_use.failed(kind)

@@ -123,7 +123,7 @@ def _open_call(
     )
     items.append(spool.put("ended", _json(ended)))
     for item in items:
-        delivery.queue(call_id, item, spool=spool, call_id=call_id)
+        delivery.put(call_id, item, spool=spool, call_id=call_id)
     return done
 
 
@@ -257,7 +257,7 @@ def test_items_beyond_the_first_few_wait_on_disk_only(delivery: Delivery, tmp_pa
     delivery.open("k", concurrent.futures.Future())
     items = [spool.put("chunk", b"\0" * 16, index) for index in range(6)]
     for item in items:
-        delivery.queue("k", item, spool=spool, call_id="RM_k")
+        delivery.put("k", item, spool=spool, call_id="RM_k")
     assert [item.data is not None for item in items] == [True] * 4 + [False] * 2
     assert items[5].read() == b"\0" * 16
     spool.remove()

@@ -153,7 +153,6 @@ class Barrier:
     passed: threading.Event
 
 
-Playback = Union[PlaybackStarted, PlaybackProgressed, PlaybackFinished]
 Record = Union[
     Begin,
     CallId,

@@ -49,7 +49,7 @@ def _scalars(data: dict[str, Any], skip: set[str] = frozenset()) -> dict[str, An
 
 
 class SessionHooks:
-    """Subscribes to one ``AgentSession``'s events and posts hand-off items for them."""
+    """Subscribes to one ``AgentSession``'s events and posts records of them."""
 
     def __init__(self, channel: CallChannel, on_close: Callable[[str], None]) -> None:
         self._post = channel.post

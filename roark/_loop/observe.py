@@ -194,22 +194,27 @@ def observe(
         code = getattr(fn, "__code__", None)
         if isinstance(code, types.CodeType):
             _observed_code[code] = options
-
-        @functools.wraps(fn)
-        async def observed(ctx: Any, *args: Any, **kwargs: Any) -> Any:
-            token = None
-            if _observing():
-                with guard("preparing an observed job"):
-                    token = _current_job.set(_ObservedJob.register(ctx, options))
-            try:
-                return await fn(ctx, *args, **kwargs)
-            finally:
-                if token is not None:
-                    _current_job.reset(token)
-
-        return observed  # type: ignore[return-value]
+        return _observed(fn, options)
 
     return decorate
+
+
+def _observed(fn: F, options: CallOptions) -> F:
+    """``fn`` running with its job in ``_current_job`` (when calls are observed)."""
+
+    @functools.wraps(fn)
+    async def observed(ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        token = None
+        if _observing():
+            with guard("preparing an observed job"):
+                token = _current_job.set(_ObservedJob.register(ctx, options))
+        try:
+            return await fn(ctx, *args, **kwargs)
+        finally:
+            if token is not None:
+                _current_job.reset(token)
+
+    return observed  # type: ignore[return-value]
 
 
 def observe_session(

@@ -30,7 +30,7 @@ from .._handoff.records import (
 )
 from . import wire
 from .recording import Recording
-from .spool import CallSpool, Spooled
+from .spool import METRICS, TOOLS, TRANSCRIPT, CallSpool, Spooled
 
 logger = logging.getLogger("roark.assembler")
 
@@ -151,7 +151,7 @@ class CallAssembler:
         elif isinstance(record, Metric):
             metric = wire.metric(record.kind, record.at, self._offset(record.at), record.fields)
             self.metrics.append(metric)
-            self._spool_record("metrics", metric)
+            self._spool_record(METRICS, metric)
         elif isinstance(record, Usage):
             self.usage = [
                 wire.metric("usage", record.at, self._offset(record.at), fields)
@@ -164,9 +164,10 @@ class CallAssembler:
         elif isinstance(record, End):
             self._end(record)
 
-    def tick(self, now: float) -> None:
+    def cut(self, now: float) -> None:
+        """Cut what of the recording can no longer change into chunks."""
         if self.recording is not None and not self.ended:
-            self.recording.tick(self.clock.from_wall(now))
+            self.recording.cut(self.clock.from_wall(now))
 
     def _begin(self, record: Begin) -> None:
         self.started_at = record.at
@@ -221,7 +222,7 @@ class CallAssembler:
             language=record.language,
         )
         self.transcript.append(entry)
-        self._spool_record("transcript", entry)
+        self._spool_record(TRANSCRIPT, entry)
 
     def _tools(self, record: Tools) -> None:
         limit = self.settings.max_tool_text_chars
@@ -238,7 +239,7 @@ class CallAssembler:
             )
         for tool in made:
             self.tools.append(tool)
-            self._spool_record("tools", tool)
+            self._spool_record(TOOLS, tool)
 
     def _end(self, record: End) -> None:
         self.ended = True

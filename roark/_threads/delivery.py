@@ -9,7 +9,7 @@ Threading invariants:
 
 - An outbox is emptied by at most one sender at a time (``Outbox.scheduled``), so a call's
   items go out in order: call-started, chunks by index, call-ended.
-- The processor thread appends to outboxes (``queue``), wakes those due a retry and enforces
+- The processor thread appends to outboxes (``put``), wakes those due a retry and enforces
   the spool cap; the recovery thread adds outboxes; senders pop what they sent. An outbox's
   fields are read and written under ``Delivery._lock``, except a sender's own progress
   (``chunks_sent``, ``chunk_lost``, ``failures``) while it holds the outbox scheduled.
@@ -108,7 +108,7 @@ class Delivery:
     # -- the calls -----------------------------------------------------------------------
 
     def open(self, key: str, done: concurrent.futures.Future[bool]) -> None:
-        """A new call, whose items ``queue`` adds; ``done`` resolves when it is retired."""
+        """A new call, whose items ``put`` adds; ``done`` resolves when it is retired."""
         with self._lock:
             self._outboxes[key] = Outbox(key=key, done=done)
 
@@ -118,7 +118,7 @@ class Delivery:
             self._outboxes[outbox.key] = outbox
         self._schedule(outbox)
 
-    def queue(self, key: str, item: Spooled, *, spool: CallSpool, call_id: str | None) -> None:
+    def put(self, key: str, item: Spooled, *, spool: CallSpool, call_id: str | None) -> None:
         """``item`` of call ``key`` is spooled: send it after the call's earlier items."""
         with self._lock:
             outbox = self._outboxes.get(key)

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import wire
 from .delivery import Delivery, Outbox
-from .spool import CallMeta, CallSpool, Spool
+from .spool import METRICS, TOOLS, TRANSCRIPT, CallMeta, CallSpool, Spool
 
 logger = logging.getLogger("roark.recovery")
 
@@ -52,7 +52,7 @@ def orphan_outbox(spool: CallSpool) -> Outbox:
 
 def _ended_by_death(spool: CallSpool, meta: CallMeta, call_id: str) -> wire.CallEnded:
     """The call-ended its process did not live to write, from what it had spooled."""
-    buckets: dict[str, list[Any]] = {"transcript": [], "tools": [], "metrics": []}
+    buckets: dict[str, list[Any]] = {TRANSCRIPT: [], TOOLS: [], METRICS: []}
     for bucket, record in spool.read_records():
         if bucket in buckets:
             buckets[bucket].append(record)
@@ -63,9 +63,9 @@ def _ended_by_death(spool: CallSpool, meta: CallMeta, call_id: str) -> wire.Call
         # the call lasted at least until the last thing its process wrote
         ended_at=max(started_at, _newest_mtime(spool)),
         reason=PROCESS_DIED,
-        transcript=buckets["transcript"],
-        tools=buckets["tools"],
-        metrics=buckets["metrics"],
+        transcript=buckets[TRANSCRIPT],
+        tools=buckets[TOOLS],
+        metrics=buckets[METRICS],
         sample_rate=meta.sample_rate,
         chunks=meta.chunks,
     )

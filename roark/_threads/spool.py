@@ -39,6 +39,8 @@ ENDED = "zzz-ended.json"
 META = "meta.json"
 RECORDS = "records.jsonl"
 LOCK = "lock"
+# what a record in records.jsonl is: the buckets of the call-ended event it goes into
+TRANSCRIPT, TOOLS, METRICS = "transcript", "tools", "metrics"
 
 
 def chunk_name(index: int) -> str:
@@ -142,10 +144,6 @@ class CallSpool:
             with contextlib.suppress(OSError):
                 os.close(self._lock_fd)
             self._lock_fd = None
-
-    def forget_lock(self) -> None:
-        """In a forked child: the lock belongs to the parent; close our copy only."""
-        self.release()
 
     def note_start(self, started_at: float, call_id: str | None) -> None:
         self._write_meta({"startedAt": started_at, "callId": call_id})

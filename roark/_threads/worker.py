@@ -185,7 +185,7 @@ class Worker:
     def _cut_recordings(self, now: float, pace: _Pacer) -> None:
         for call in list(self.calls.values()):
             with self._cut_guard:
-                call.tick(now)
+                call.cut(now)
             pace.check()
 
     def _new_call(self, channel: CallChannel) -> CallAssembler:
@@ -200,7 +200,7 @@ class Worker:
         )
 
     def _spooled(self, call: CallAssembler, item: Spooled) -> None:
-        self.delivery.queue(call.key, item, spool=call.spool, call_id=call.call_id)
+        self.delivery.put(call.key, item, spool=call.spool, call_id=call.call_id)
 
 
 class _Pacer:
