@@ -18,15 +18,16 @@ def _check(_: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(client.settings)
-    print("observing calls" if client.active else "NOT observing calls (no key, or disabled)")
+    active = client.active
+    print("observing calls" if active else "NOT observing calls (no key, or disabled)")
     worker = client.worker
     shutdown(timeout=0.5)
     if worker is not None:
         # what this process did (delivering calls a stopped process left in the spool) and
         # what failed inside roark, by kind
         stats = worker.stats.snapshot()
-        print("stats:", ", ".join(f"{k}={v}" for k, v in stats.items()) or "nothing counted")
-    return 0 if client.active else 1
+        print("stats:", ", ".join(f"{name}={count}" for name, count in stats.items()))
+    return 0 if active else 1
 
 
 def _deliver(args: argparse.Namespace) -> int:

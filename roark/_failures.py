@@ -32,9 +32,11 @@ FAILURES = "failures"
 class Stats:
     """Counts by name: calls, events, chunks, dropped audio frames, failures by kind..."""
 
-    def __init__(self) -> None:
+    def __init__(self, *always: str) -> None:
+        #: the counts a snapshot shows even while they are zero
+        self._always = (*always, FAILURES)
         self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}
+        self._counts = dict.fromkeys(self._always, 0)
 
     def add(self, name: str, n: int = 1) -> int:
         """Count ``n`` more of ``name``; returns the new count (1 the first time)."""
@@ -72,7 +74,7 @@ class Stats:
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held at the fork; the counts are not ours."""
         self._lock = threading.Lock()
-        self._counts = {}
+        self._counts = dict.fromkeys(self._always, 0)
 
 
 class Guard:

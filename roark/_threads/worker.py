@@ -23,6 +23,7 @@ import time
 
 from .._config import Settings
 from .._failures import Stats
+from .._handoff.audio_buffer import FRAMES_DROPPED
 from .._handoff.channel import CallChannel, HandOff
 from .._handoff.records import Barrier, Begin, Record
 from .assembler import CallAssembler
@@ -45,7 +46,7 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.stats = Stats()
+        self.stats = Stats("calls", "events", "chunks", FRAMES_DROPPED)
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         # made once: the processor enters them for every record, without making an object
         self._record_guard = self.stats.guard("processing a call's records")
