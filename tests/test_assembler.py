@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from roark._config import resolve
+from roark._failures import Stats
 from roark._handoff.clock import CallClock
 from roark._handoff.records import (
     Begin,
@@ -48,6 +49,7 @@ def test_a_calls_records_become_its_call_started_and_call_ended() -> None:
         clock=CallClock(),
         settings=settings,
         spool=CallSpool(None, "k"),
+        stats=Stats(),
         on_spooled=lambda _, item: spooled.append(item),
     )
     details = CallDetails(agent_id="bot", is_test=True, agent_name="Bot", room_name="")

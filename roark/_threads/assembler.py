@@ -6,11 +6,11 @@ Runs on the processor thread only; one ``CallAssembler`` per call.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from .._config import Settings
+from .._failures import Stats
 from .._handoff.clock import CallClock
 from .._handoff.records import (
     AgentAudio,
@@ -31,8 +31,6 @@ from .._handoff.records import (
 from . import wire
 from .recording import Recording
 from .spool import METRICS, TOOLS, TRANSCRIPT, CallSpool, Spooled
-
-logger = logging.getLogger("roark.assembler")
 
 TRUNCATION_MARKER = "…[truncated by roark]"
 
@@ -83,6 +81,7 @@ class CallAssembler:
         clock: CallClock,
         settings: Settings,
         spool: CallSpool,
+        stats: Stats,
         on_spooled: Callable[[CallAssembler, Spooled], None],
     ) -> None:
         self.key = key
@@ -90,6 +89,7 @@ class CallAssembler:
         self.clock = clock
         self.settings = settings
         self.spool = spool
+        self._stats = stats
         self._on_spooled = on_spooled
         self._details: CallDetails | None = None
         self.call_id: str | None = None
@@ -115,7 +115,7 @@ class CallAssembler:
         try:
             return self.settings.redact(text)
         except Exception:
-            logger.exception("the redact callable failed; the text is withheld")
+            self._stats.failed("the redact callable (the text is withheld)")
             return "[REDACTED]"
 
     def _spool_record(self, bucket: str, record: Any) -> None:

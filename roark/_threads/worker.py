@@ -197,6 +197,7 @@ class Worker:
             clock=channel.clock,
             settings=self.settings,
             spool=self.spool.new_call(key),
+            stats=self.stats,
             on_spooled=self._spooled,
         )
 
