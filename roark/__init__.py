@@ -11,15 +11,14 @@ Example::
         ...
 """
 
+from ._client import configure, flush, shutdown
+from ._config import ConfigurationError, Settings
+from ._loop.call import Call
+from ._loop.observe import current_call, observe, observe_session
 from ._version import __version__
-from .call import Call
-from .client import Client, configure, flush, shutdown
-from .config import ConfigurationError, Settings
-from .observe import current_call, observe, observe_session
 
 __all__ = [
     "Call",
-    "Client",
     "ConfigurationError",
     "Settings",
     "__version__",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from roark.client import configure, shutdown
+from roark._client import configure, shutdown
 
 from .calls import ObservedRun
 

@@ -1,7 +1,8 @@
 """A call fed straight into roark's worker, stamped on a simulated clock.
 
 Used where the LiveKit side adds nothing but wall time: a ten-minute call in a second, a
-process killed in the middle of a call. The worker, spool, recording and HTTP are the real ones.
+process killed in the middle of a call. The call's channel, the worker, spool, recording and
+HTTP are the real ones.
 """
 
 from __future__ import annotations
@@ -10,8 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from roark import handoff as h
-from roark.worker import Worker
+from roark._handoff.records import (
+    AgentAudio,
+    Begin,
+    CallDetails,
+    CallerAudio,
+    End,
+    Message,
+    PlaybackFinished,
+    PlaybackStarted,
+    Record,
+)
+from roark._threads.worker import Worker
 
 USER_HZ = 700.0
 AGENT_HZ = 300.0
@@ -36,21 +47,26 @@ class SyntheticCall:
     frame: float = 0.02
 
     def __post_init__(self) -> None:
-        self.key = self.worker.new_call_key()
-        self.assembler, self.done = self.worker.open_call(self.key)
+        self.channel = self.worker.open_call()
+        self.key = self.channel.key
+        self.done = self.channel.delivered
         self._fed = 0.0
         self._turn = 0
         self.post(
-            h.Begin(
+            Begin(
                 at=self.t0,
-                started={"agentId": "synthetic-agent", "isTest": True},
+                details=CallDetails(agent_id="synthetic-agent", is_test=True),
                 sample_rate=self.rate_out,
                 call_id=self.call_id,
             )
         )
+        # the processor makes the call's state from its first record: once that is handled,
+        # the state (and its recording) is there to look at
+        assert self.worker.sync(timeout=10)
+        self.assembler = self.worker.calls[self.channel]
 
-    def post(self, item: h.Item) -> None:
-        self.worker.handoff.put(self.assembler, item)
+    def post(self, record: Record) -> None:
+        self.channel.post(record)
 
     def feed(self, seconds: float) -> None:
         """Caller audio up to ``seconds`` into the call, with the agent's turns in between."""
@@ -65,7 +81,7 @@ class SyntheticCall:
             else:
                 pcm = np.zeros(n, dtype=np.int16)
             self.post(
-                h.InputFrame(at=self.t0 + start, data=pcm.tobytes(), rate=self.rate_in, channels=1)
+                CallerAudio(at=self.t0 + start, data=pcm.tobytes(), rate=self.rate_in, channels=1)
             )
             turn_start = start - phase
             if abs(phase - self.speech) < self.frame / 2:
@@ -75,7 +91,7 @@ class SyntheticCall:
     def _agent_turn(self, turn_start: float) -> None:
         said = self.t0 + turn_start
         self.post(
-            h.Message(
+            Message(
                 role="user",
                 text=f"question {self._turn}",
                 started_at=said,
@@ -87,7 +103,7 @@ class SyntheticCall:
         reply_at = said + self.speech + 0.5
         audio = tone(AGENT_HZ, 2.0, self.rate_out)
         self.post(
-            h.OutputFrame(
+            AgentAudio(
                 segment=self._turn,
                 at=reply_at - 0.3,
                 data=audio.tobytes(),
@@ -95,10 +111,10 @@ class SyntheticCall:
                 channels=1,
             )
         )
-        self.post(h.Playback(segment=self._turn, what="started", at=reply_at))
-        self.post(h.Playback(segment=self._turn, what="finished", at=reply_at + 2.0, position=2.0))
+        self.post(PlaybackStarted(segment=self._turn, at=reply_at))
+        self.post(PlaybackFinished(segment=self._turn, at=reply_at + 2.0, played=2.0))
         self.post(
-            h.Message(
+            Message(
                 role="assistant",
                 text=f"answer {self._turn}",
                 started_at=reply_at,
@@ -110,4 +126,4 @@ class SyntheticCall:
         self._turn += 1
 
     def end(self, reason: str = "participant-disconnected") -> None:
-        self.post(h.End(at=self.t0 + self._fed, reason=reason))
+        self.post(End(at=self.t0 + self._fed, reason=reason))

@@ -11,7 +11,7 @@ import pytest
 from livekit.agents import AgentServer, JobContext
 
 import roark
-from roark.audio import AgentAudioTap, UserAudioTap
+from roark._loop.taps import AgentAudioTap, UserAudioTap
 from roark.testing import LocalRoark
 from roark.testing.scripted import ScriptedCall, SupportAgent, run_job
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from roark.clock import CallClock
+from roark._handoff.clock import CallClock
 
 
 class Clocks:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import roark
-from roark.config import DEFAULT_BASE_URL, ConfigurationError, resolve
+from roark._config import DEFAULT_BASE_URL, ConfigurationError, resolve
 
 
 def test_defaults_need_only_a_key() -> None:
@@ -125,3 +125,11 @@ def test_redaction_builtin_patterns() -> None:
     only_email = resolve({"redact": ["email"]}, env={}).redact
     assert only_email is not None
     assert only_email("a@b.io 555 0100 1234") == "[EMAIL] 555 0100 1234"
+
+
+def test_every_setting_is_one_row_of_the_table() -> None:
+    from dataclasses import fields
+
+    from roark._config import _SETTINGS, Settings
+
+    assert list(_SETTINGS) and set(_SETTINGS) == {f.name for f in fields(Settings)}

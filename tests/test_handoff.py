@@ -1,4 +1,5 @@
-"""The taps' audio buffers: frames joined into runs, handed over in order, within a budget."""
+"""The door: the taps' audio buffers join frames into runs within a budget, and a call's
+channel hands its records over after the audio that came before them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import logging
 import numpy as np
 import pytest
 
-from roark import handoff as h
+from roark._failures import Stats
+from roark._handoff.audio_buffer import AudioBuffer
+from roark._handoff.channel import CallChannel, HandOff
+from roark._handoff.records import AgentAudio, CallerAudio, End, PlaybackStarted
 
 
 def pcm(samples: int, value: int = 0, channels: int = 1) -> memoryview:
@@ -16,7 +20,7 @@ def pcm(samples: int, value: int = 0, channels: int = 1) -> memoryview:
 
 
 def test_caller_frames_join_into_runs_until_format_or_clock_breaks() -> None:
-    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer = AudioBuffer(HandOff(), Stats())
     t = 100.0
     for i in range(5):  # 5 x 20 ms at 16 kHz, arriving on time
         buffer.append(t + i * 0.02, pcm(320, i), 16000, 1)
@@ -27,7 +31,7 @@ def test_caller_frames_join_into_runs_until_format_or_clock_breaks() -> None:
 
     items = buffer.take()
 
-    assert [type(i) for i in items] == [h.InputFrame] * 4
+    assert [type(i) for i in items] == [CallerAudio] * 4
     assert [(i.at, i.rate, i.channels) for i in items] == [
         (100.0, 16000, 1),
         (100.5, 24000, 1),
@@ -42,7 +46,7 @@ def test_caller_frames_join_into_runs_until_format_or_clock_breaks() -> None:
 
 
 def test_a_take_leaves_the_run_open_where_it_stopped() -> None:
-    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer = AudioBuffer(HandOff(), Stats())
     buffer.append(10.0, pcm(320), 16000, 1)
     buffer.append(10.02, pcm(320), 16000, 1)
     (before,) = buffer.take()
@@ -54,7 +58,7 @@ def test_a_take_leaves_the_run_open_where_it_stopped() -> None:
 
 
 def test_agent_frames_keep_to_their_segment() -> None:
-    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer = AudioBuffer(HandOff(), Stats())
     buffer.append(5.0, pcm(240, 1), 24000, 1, segment=0)
     buffer.append(5.0, pcm(240, 1), 24000, 1, segment=0)
     buffer.append(9.0, pcm(240, 2), 24000, 1, segment=1)
@@ -62,33 +66,70 @@ def test_agent_frames_keep_to_their_segment() -> None:
     items = buffer.take()
 
     assert [(type(i), i.segment, i.at, len(i.data)) for i in items] == [
-        (h.OutputFrame, 0, 5.0, 960),
-        (h.OutputFrame, 1, 9.0, 480),
+        (AgentAudio, 0, 5.0, 960),
+        (AgentAudio, 1, 9.0, 480),
     ]
 
 
 def test_over_the_budget_frames_are_dropped_counted_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    drops = h.Drops()
-    buffer = h.AudioBuffer(h.HandOff(audio_budget=3 * 640), drops)
+    stats = Stats()
+    buffer = AudioBuffer(HandOff(audio_budget=3 * 640), stats)
     with caplog.at_level(logging.WARNING, logger="roark"):
         for i in range(5):
             buffer.append(i * 0.02, pcm(320), 16000, 1)
-    assert drops.frames == 2
+    assert stats.get("audio_frames_dropped") == 2
     assert caplog.text.count("dropping audio frames") == 1
 
     (taken,) = buffer.take()  # taking frees the budget
     assert len(taken.data) == 3 * 640
     buffer.append(0.1, pcm(320), 16000, 1)
-    assert drops.frames == 2
+    assert stats.get("audio_frames_dropped") == 2
     assert len(buffer.take()[0].data) == 640
 
 
 def test_a_closed_buffer_takes_nothing_more() -> None:
-    buffer = h.AudioBuffer(h.HandOff(), h.Drops())
+    buffer = AudioBuffer(HandOff(), Stats())
     buffer.append(0.0, pcm(320), 16000, 1)
     buffer.closed = True
     buffer.append(0.02, pcm(320), 16000, 1)
     (item,) = buffer.take()
     assert len(item.data) == 640
+
+
+def test_a_record_is_handed_over_after_the_audio_appended_before_it() -> None:
+    handoff = HandOff()
+    channel = CallChannel(handoff, Stats())
+    caller, agent = channel.new_audio_buffer(), channel.new_audio_buffer()
+    caller.append(1.0, pcm(320), 16000, 1)
+    agent.append(1.0, pcm(480), 24000, 1, segment=0)
+    channel.post(PlaybackStarted(segment=0, at=1.1))
+    caller.append(1.02, pcm(320), 16000, 1)
+    channel.post(End(at=1.2, reason="agent-ended"))
+
+    queued = handoff.collect(0.0)
+    assert [type(e.record) for e in queued] == [
+        CallerAudio,
+        AgentAudio,
+        PlaybackStarted,
+        CallerAudio,
+        End,
+    ]
+    assert {e.channel for e in queued} == {channel}
+    assert queued[3].record.at == pytest.approx(1.02)
+
+
+def test_a_closed_channel_takes_nothing_more_and_one_never_used_is_delivered() -> None:
+    handoff = HandOff()
+    used, unused = CallChannel(handoff, Stats()), CallChannel(handoff, Stats())
+    buffer = used.new_audio_buffer()
+    used.post(End(at=1.0, reason="agent-ended"))
+    used.close()
+    unused.close()
+    buffer.append(1.02, pcm(320), 16000, 1)
+    used.post(PlaybackStarted(segment=0, at=1.1))  # a tap outliving the call
+
+    assert [type(e.record) for e in handoff.collect(0.0)] == [End]
+    assert not used.delivered.done()  # it has a call to deliver: the thread side resolves it
+    assert unused.delivered.result(timeout=0) is True

@@ -22,7 +22,7 @@ from livekit.agents.metrics import LLMMetrics
 from livekit.agents.voice import ConversationItemAddedEvent, MetricsCollectedEvent
 
 import roark
-from roark.recording import RESYNC_TOLERANCE
+from roark._handoff.audio_buffer import RESYNC_TOLERANCE
 from roark.testing import LocalRoark, ReceivedCall, observed_by_local_roark
 from roark.testing.scripted import (
     CallScript,

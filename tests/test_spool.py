@@ -1,9 +1,7 @@
-"""Stories of the spool: crashed processes, shared folders, fork, redaction, the size cap."""
+"""Stories of the spool: crashed processes, shared folders, lost folders, the size cap."""
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
 import os
 import shutil
 import signal
@@ -16,14 +14,13 @@ from typing import Any
 import pytest
 
 import roark
-from roark.client import get_client
-from roark.config import Settings, resolve
-from roark.spool import CallSpool
+from roark._config import Settings, resolve
+from roark._threads.recovery import PROCESS_DIED
+from roark._threads.spool import CallSpool
+from roark._threads.worker import Worker
 from roark.testing import LocalRoark
-from roark.testing.scripted import CallScript, LLMReply, ToolCallStep, UserTurn
-from roark.worker import PROCESS_DIED, Worker
 
-from .calls import GREETING, QUESTION, ObservedRun
+from .calls import GREETING, QUESTION
 from .synthetic import SyntheticCall
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,80 +139,6 @@ def test_two_live_processes_share_a_spool_folder_without_stealing(
     roark_server.assert_no_violations()
 
 
-def _forked_call(base_url: str, key: str, result: Any) -> None:
-    client = get_client()
-    assert client is not None and client.worker is not None
-    call = SyntheticCall(client.worker, "RM_forked_child", t0=time.time() - 10)
-    call.feed(10.0)
-    call.end()
-    result.put(call.done.result(timeout=20))
-
-
-def test_fork_gives_the_child_its_own_threads_and_calls(roark_server: LocalRoark) -> None:
-    client = get_client()
-    assert client is not None and client.worker is not None
-    parent_call = SyntheticCall(client.worker, "RM_forked_parent", t0=time.time() - 10)
-    parent_call.feed(5.0)
-    ctx = multiprocessing.get_context("fork")
-    result = ctx.Queue()
-    child = ctx.Process(
-        target=_forked_call, args=(roark_server.base_url, roark_server.api_key, result)
-    )
-    child.start()
-    assert result.get(timeout=30) is True
-    child.join(10)
-    assert child.exitcode == 0
-    parent_call.feed(10.0)
-    parent_call.end()
-    assert parent_call.done.result(timeout=20) is True
-    for call_id in ("RM_forked_child", "RM_forked_parent"):
-        received = roark_server.wait_for_call(call_id, timeout=10)
-        assert received.started_count == 1 and received.ended_count == 1
-        # ten seconds of caller audio; the second agent turn plays until 10.5 s
-        assert abs(received.duration_s - 10.5) < 0.05
-
-
-def test_redaction_reaches_neither_the_wire_nor_the_disk(
-    roark_server: LocalRoark, tmp_path: Path
-) -> None:
-    spool = tmp_path / "redact-spool"
-    roark.configure(
-        api_key=roark_server.api_key,
-        base_url=roark_server.base_url,
-        spool_dir=spool,
-        redact=True,
-        shutdown_timeout=1.0,
-    )
-    card = "4111 1111 1111 1111"
-    script = CallScript(
-        greeting=GREETING,
-        user_turns=[UserTurn("Mail me at jane.doe@example.com please", at=1.2, duration=0.8)],
-        llm_replies=[
-            LLMReply(tool_calls=(ToolCallStep("lookup_order", {"order_id": card}, "call_1"),)),
-            LLMReply("Done."),
-        ],
-    )
-    run = ObservedRun(script)
-    roark_server.set_faults(error_rate=1.0)  # keep everything in the spool for a look
-    asyncio.run(run.run())
-    # every text file of the spool (the PCM chunks hold audio, where any byte pattern occurs)
-    on_disk = b"".join(
-        p.read_bytes() for p in spool.rglob("*") if p.is_file() and p.suffix != ".pcm"
-    )
-    assert b"[EMAIL]" in on_disk and b"[CARD]" in on_disk
-    assert b"jane.doe@example.com" not in on_disk
-    # (not a bare b"4111": a latency of 0.04111 s in the metrics is no card number)
-    assert card.encode() not in on_disk and b"4111 1111" not in on_disk
-    assert b"4111111111111111" not in on_disk
-
-    roark_server.clear_faults()
-    received = roark_server.wait_for_call(run.room_sid, timeout=30)
-    assert received.transcript[1]["content"] == "Mail me at [EMAIL] please"
-    call, result = received.tool_calls
-    assert call["arguments"] == '{"order_id": "[CARD]"}'
-    assert "[CARD]" in result["content"] and "4111" not in result["content"]
-
-
 def test_spool_cap_drops_the_oldest_whole_calls(
     roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -254,10 +177,10 @@ def test_spool_cap_drops_the_oldest_whole_calls(
 def test_a_torn_record_line_is_never_sent(tmp_path: Path) -> None:
     spool = CallSpool(tmp_path, "k")
     spool.create()
-    spool.append_record({"bucket": "transcript", "record": {"content": "whole"}})
+    spool.append_record("transcript", {"content": "whole"})
     with open(tmp_path / "k" / "records.jsonl", "ab") as fh:
         fh.write(b'{"bucket": "transcript", "record": {"content": "to')
-    assert spool.read_records() == [{"bucket": "transcript", "record": {"content": "whole"}}]
+    assert spool.read_records() == [("transcript", {"content": "whole"})]
     spool.remove()
 
 

@@ -32,7 +32,7 @@ class _Server(Protocol):
 def observed_by(server: _Server, spool_dir: str | Path, **settings: Any) -> Iterator[None]:
     """Point roark at a started ``server`` (anything with ``api_key`` and ``base_url``);
     shut roark down and restore the previous configuration after."""
-    from .. import client as roark_client
+    from .. import _client as roark_client
 
     previous = roark_client.get_client()
     roark_client.configure(

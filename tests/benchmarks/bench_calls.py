@@ -684,8 +684,8 @@ def _wait_caught_up(worker: Any, call: Any, timeout: float = 60.0) -> None:
 
 
 def run_long_accelerated(spec: ChildSpec, base_url: str, api_key: str, folder: Path) -> JSON:
-    from roark.config import resolve
-    from roark.worker import Worker
+    from roark._config import resolve
+    from roark._threads.worker import Worker
     from tests.synthetic import SyntheticCall
 
     settings = resolve(

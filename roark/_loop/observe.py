@@ -1,4 +1,18 @@
-"""``@observe`` and ``observe_session``: find the job's session and make it a call."""
+"""``@observe`` and ``observe_session``: find the job's session and make it a call.
+
+``AgentSession.start`` is wrapped once, when a client starts (``install_session_hook``).
+A starting session is matched to its observed job in one of three ways, tried in order:
+
+1. ``observe_session(ctx, session)`` registered this very session (``_sessions``).
+2. It starts inside an ``@observe``-decorated entrypoint, or in a task the entrypoint
+   spawned: the decorator set the ``_current_job`` contextvar, which tasks inherit.
+3. ``@observe`` sits above ``@server.rtc_session()``, which registered the bare function,
+   so the decorator's wrapper never runs: the starting task's chain of awaiting coroutines
+   (``cr_await``) is walked for the code of an observed entrypoint (``_observed_code``).
+
+The first session matched in a job is its call. ``current_call()`` finds the job by the
+contextvar, or by LiveKit's job context (``_jobs_by_ctx``).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +20,8 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import json
 import logging
+import threading
 import types
 import weakref
 from collections.abc import Awaitable, Callable
@@ -15,8 +29,9 @@ from typing import Any, TypeVar
 
 from livekit.agents import AgentSession
 
+from .._client import get_client
+from .._failures import guard
 from .call import Call, CallOptions
-from .client import get_client
 
 logger = logging.getLogger("roark.observe")
 
@@ -30,6 +45,7 @@ _sessions: weakref.WeakKeyDictionary[Any, _ObservedJob] = weakref.WeakKeyDiction
 # the undecorated entrypoints' code: LiveKit's rtc_session() registers the function it is
 # given, so with @observe above it the server runs the bare function, found by its code
 _observed_code: dict[types.CodeType, CallOptions] = {}
+_hook_lock = threading.Lock()
 
 
 class _ObservedJob:
@@ -41,20 +57,28 @@ class _ObservedJob:
         self.call: Call | None = None
         self._shutdown_registered = False
 
+    @classmethod
+    def register(cls, ctx: Any, options: CallOptions) -> _ObservedJob:
+        """A new observed job, found by its job context from now on."""
+        job = cls(ctx, options)
+        if ctx is not None:
+            _jobs_by_ctx[ctx] = job
+        return job
+
     def prepare(self) -> Call | None:
         """Create the call before its session starts (``observe_session``)."""
         client = get_client()
-        if self.call is None and client is not None and client.worker is not None:
-            self.call = Call(
-                client.worker, self.options, self.ctx, client.settings.shutdown_timeout
-            )
+        if self.call is None and client is not None:
+            channel = client.open_call()
+            if channel is not None:
+                self.call = Call(channel, self.options, self.ctx, client.settings.shutdown_timeout)
         return self.call
 
     def start_call(self, session: Any) -> Call | None:
         """Make ``session`` the call, if this job has none yet. Never raises."""
         if self.call is not None and self.call.begun:
             return None
-        try:
+        with guard("observing a session (the call goes on unobserved)"):
             call = self.prepare()
             if call is None:
                 return None
@@ -62,9 +86,7 @@ class _ObservedJob:
             self._register_shutdown()
             logger.info("observing call of agent %s", self.options.agent_id)
             return call
-        except Exception:
-            logger.exception("roark could not observe this session; the call goes on unobserved")
-            return None
+        return None
 
     def _register_shutdown(self) -> None:
         if self._shutdown_registered or self.ctx is None:
@@ -79,105 +101,63 @@ class _ObservedJob:
             call = self.call
             if call is None:
                 return
-            try:
+            with guard("delivering the call at job shutdown"):
                 call.job_shutdown()
                 await call.wait_delivered()
-            except Exception:
-                logger.debug("roark job shutdown failed", exc_info=True)
 
         add(roark_deliver_call)
         if self.call is not None:
             self.call.expects_job_shutdown = True
 
 
-def _install_start_hook() -> None:
-    """Wrap ``AgentSession.start`` once, so the job's first session is found without help."""
-    if getattr(AgentSession.start, "_roark_hook", False):
-        return
-    original = AgentSession.start
-
-    @functools.wraps(original)
-    async def start(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            job = _sessions.pop(self, None) or _current_job.get() or _job_of_running_entrypoint()
-            if job is not None:
-                job.start_call(self)
-        except Exception:
-            logger.debug("roark session hook failed", exc_info=True)
-        return await original(self, *args, **kwargs)
-
-    start._roark_hook = True  # type: ignore[attr-defined]
-    AgentSession.start = start  # type: ignore[method-assign]
+def _job_of(ctx: Any) -> _ObservedJob | None:
+    return _jobs_by_ctx.get(ctx) if ctx is not None else None
 
 
-def _job_of_running_entrypoint() -> _ObservedJob | None:
+def install_session_hook() -> None:
+    """Wrap ``AgentSession.start`` (once per process), so a job's session is found."""
+    with _hook_lock:
+        if getattr(AgentSession.start, "_roark_hook", False):
+            return
+        original = AgentSession.start
+
+        @functools.wraps(original)
+        async def start(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with guard("finding the job of a starting session"):
+                job = _sessions.pop(self, None) or _current_job.get() or _job_awaiting_start()
+                if job is not None:
+                    job.start_call(self)
+            return await original(self, *args, **kwargs)
+
+        start._roark_hook = True  # type: ignore[attr-defined]
+        AgentSession.start = start  # type: ignore[method-assign]
+
+
+def _job_awaiting_start() -> _ObservedJob | None:
     """The job whose observed entrypoint (run undecorated) is awaiting this start()."""
     if not _observed_code:
         return None
     task = asyncio.current_task()
     coro: Any = task.get_coro() if task is not None else None
+    options = None
     for _ in range(64):  # the await chain from the task's root down to this start()
         if coro is None:
-            return None
+            break
         options = _observed_code.get(getattr(coro, "cr_code", None))  # type: ignore[arg-type]
         if options is not None:
             break
         coro = getattr(coro, "cr_await", None)
-    else:
-        return None
     if options is None:
         return None
     from livekit.agents import get_job_context
 
     ctx = get_job_context(required=False)
-    job = _jobs_by_ctx.get(ctx) if ctx is not None else None
-    if job is None:
-        job = _ObservedJob(ctx, options)
-        if ctx is not None:
-            _jobs_by_ctx[ctx] = job
-    return job
+    return _job_of(ctx) or _ObservedJob.register(ctx, options)
 
 
-def _options(
-    agent_id: Any,
-    agent_name: Any,
-    agent_prompt: Any,
-    livekit_call_id: Any,
-    capture_audio: Any,
-    capture_logs: Any,
-    is_test: Any,
-    metadata: dict[str, Any],
-) -> CallOptions:
-    if not isinstance(agent_id, str) or not agent_id.strip():
-        raise TypeError("roark: agent_id must be a non-empty string")
-    for name, value in (
-        ("agent_name", agent_name),
-        ("agent_prompt", agent_prompt),
-        ("livekit_call_id", livekit_call_id),
-    ):
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"roark: {name} must be a string, got {type(value).__name__}")
-    for name, value in (
-        ("capture_audio", capture_audio),
-        ("capture_logs", capture_logs),
-        ("is_test", is_test),
-    ):
-        if not isinstance(value, bool):
-            raise TypeError(f"roark: {name} must be a bool, got {type(value).__name__}")
-    try:
-        json.dumps(metadata, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"roark: metadata must be JSON-serializable ({exc})") from None
-    return CallOptions(
-        agent_id=agent_id.strip(),
-        agent_name=agent_name or None,
-        agent_prompt=agent_prompt or None,
-        livekit_call_id=livekit_call_id or None,
-        capture_audio=capture_audio,
-        capture_logs=capture_logs,
-        is_test=is_test,
-        metadata=metadata,
-    )
+def _observing() -> bool:
+    client = get_client()
+    return client is not None and client.active
 
 
 def observe(
@@ -206,16 +186,7 @@ def observe(
             session = AgentSession(stt=..., llm=..., tts=..., vad=...)
             await session.start(room=ctx.room, agent=Assistant())
     """
-    options = _options(
-        agent_id,
-        agent_name,
-        agent_prompt,
-        livekit_call_id,
-        capture_audio,
-        capture_logs,
-        is_test,
-        metadata,
-    )
+    options = CallOptions.among(locals())
 
     def decorate(fn: F) -> F:
         if not inspect.iscoroutinefunction(fn):
@@ -223,32 +194,27 @@ def observe(
         code = getattr(fn, "__code__", None)
         if isinstance(code, types.CodeType):
             _observed_code[code] = options
-        client = get_client()
-        if client is not None and client.active:
-            _install_start_hook()
-
-        @functools.wraps(fn)
-        async def observed(ctx: Any, *args: Any, **kwargs: Any) -> Any:
-            client = get_client()
-            if client is None or not client.active:
-                return await fn(ctx, *args, **kwargs)
-            token = None
-            try:
-                _install_start_hook()
-                job = _ObservedJob(ctx, options)
-                _jobs_by_ctx[ctx] = job
-                token = _current_job.set(job)
-            except Exception:
-                logger.debug("roark could not prepare the job", exc_info=True)
-            try:
-                return await fn(ctx, *args, **kwargs)
-            finally:
-                if token is not None:
-                    _current_job.reset(token)
-
-        return observed  # type: ignore[return-value]
+        return _observed(fn, options)
 
     return decorate
+
+
+def _observed(fn: F, options: CallOptions) -> F:
+    """``fn`` running with its job in ``_current_job`` (when calls are observed)."""
+
+    @functools.wraps(fn)
+    async def observed(ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        token = None
+        if _observing():
+            with guard("preparing an observed job"):
+                token = _current_job.set(_ObservedJob.register(ctx, options))
+        try:
+            return await fn(ctx, *args, **kwargs)
+        finally:
+            if token is not None:
+                _current_job.reset(token)
+
+    return observed  # type: ignore[return-value]
 
 
 def observe_session(
@@ -275,32 +241,17 @@ def observe_session(
         call = roark.observe_session(ctx, session, agent_id="support-bot-v3")
         await session.start(agent=Assistant(), room=ctx.room)
     """
-    options = _options(
-        agent_id,
-        agent_name,
-        agent_prompt,
-        livekit_call_id,
-        capture_audio,
-        capture_logs,
-        is_test,
-        metadata,
-    )
-    client = get_client()
-    if client is None or not client.active:
+    options = CallOptions.among(locals())
+    if not _observing():
         return None
-    try:
-        _install_start_hook()
-        job = _ObservedJob(ctx, options)
-        if ctx is not None:
-            _jobs_by_ctx[ctx] = job
+    with guard("observing a session (the call goes on unobserved)"):
+        job = _ObservedJob.register(ctx, options)
         if _is_running(session):
             return job.start_call(session)
         _sessions[session] = job
         # the call exists from now on, so current_call() works before start
         return job.prepare()
-    except Exception:
-        logger.exception("roark could not observe this session; the call goes on unobserved")
-        return None
+    return None
 
 
 def _is_running(session: Any) -> bool:
@@ -321,5 +272,5 @@ def current_call() -> Call | None:
             ctx = get_job_context(required=False)
         except Exception:
             ctx = None
-        job = _jobs_by_ctx.get(ctx) if ctx is not None else None
+        job = _job_of(ctx)
     return job.call if job is not None else None

@@ -152,101 +152,148 @@ def _resolve_redact(value: RedactSetting) -> Redactor | None:
     return builtin_redactor(kinds)
 
 
-_ENV = {
-    "api_key": "ROARK_API_KEY",
-    "base_url": "ROARK_BASE_URL",
-    "enabled": "ROARK_OBSERVABILITY_ENABLED",
-    "shutdown_timeout": "ROARK_SHUTDOWN_TIMEOUT",
-    "recording_sample_rate": "ROARK_RECORDING_SAMPLE_RATE",
-    "spool_dir": "ROARK_SPOOL_DIR",
-    "spool_max_bytes": "ROARK_SPOOL_MAX_BYTES",
-}
+def _seconds(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"expected a number of seconds, got {raw!r}") from None
 
 
-def _from_env(field: str, raw: str) -> Any:
-    name = _ENV[field]
-    if field == "enabled":
-        return _env_bool(name, raw)
-    if field in ("shutdown_timeout",):
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigurationError(name, f"expected a number of seconds, got {raw!r}") from None
-    if field in ("recording_sample_rate", "spool_max_bytes"):
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigurationError(name, f"expected an integer, got {raw!r}") from None
+def _integer(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"expected an integer, got {raw!r}") from None
+
+
+def _text(_: str, raw: str) -> str:
     return raw
+
+
+def _api_key(name: str, key: str) -> str | None:
+    key = key.strip()
+    if any(c.isspace() for c in key) or not key.isprintable():
+        raise ConfigurationError(name, "contains whitespace or control characters")
+    return key or None
+
+
+def _timeout(name: str, value: float) -> float:
+    if not 0 < value <= 3600:
+        raise ConfigurationError(name, "must be between 0 and 3600 seconds")
+    return value
+
+
+def _sample_rate(name: str, value: int) -> int:
+    if not 8000 <= value <= 96000:
+        raise ConfigurationError(name, "must be within 8000..96000 Hz")
+    return value
+
+
+def _worker_threads(name: str, value: int) -> int:
+    if not 1 <= value <= 64:
+        raise ConfigurationError(name, "must be within 1..64")
+    return value
+
+
+def _spool_max_bytes(name: str, value: int) -> int:
+    if value < 1024 * 1024:
+        raise ConfigurationError(name, "must be at least 1 MiB")
+    return value
+
+
+def _max_tool_text_chars(name: str, value: int) -> int:
+    if value < 256:
+        raise ConfigurationError(name, "must be at least 256")
+    return value
+
+
+def _path(_: str, value: str | os.PathLike[str]) -> Path:
+    return Path(value).expanduser()
+
+
+def _chunk_bytes(name: str, value: int) -> int:
+    if value < 4096 or value % 4:
+        raise ConfigurationError(name, "must be a multiple of 4, at least 4096")
+    return value
+
+
+def _request_timeout(name: str, value: Any) -> tuple[float, float]:
+    pair = (value, value) if isinstance(value, (int, float)) else tuple(value)
+    if len(pair) != 2 or not all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in pair
+    ):
+        raise ConfigurationError(name, "expected seconds or (connect, read)")
+    return (float(pair[0]), float(pair[1]))
+
+
+def _redact(_: str, value: RedactSetting) -> Redactor | None:
+    return _resolve_redact(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setting:
+    """One row of the table: a setting's type, its variable and how that is read, its check."""
+
+    types: type | tuple[type, ...] | None  # None: the check judges any value
+    env: str | None = None
+    #: the variable's text as a value (errors name the variable)
+    parse: Callable[[str, str], Any] = _text
+    #: the value, checked and normalized (errors name the argument, or the variable it came from)
+    check: Callable[[str, Any], Any] | None = None
+
+
+# fmt: off
+_SETTINGS: dict[str, _Setting] = {
+    "api_key":               _Setting(str, "ROARK_API_KEY", check=_api_key),
+    "base_url":              _Setting(str, "ROARK_BASE_URL", check=validate_base_url),
+    "enabled":               _Setting(bool, "ROARK_OBSERVABILITY_ENABLED", _env_bool),
+    "shutdown_timeout":      _Setting((int, float), "ROARK_SHUTDOWN_TIMEOUT", _seconds, _timeout),
+    "retry_deadline":        _Setting((int, float), check=_timeout),
+    "recording_sample_rate": _Setting(int, "ROARK_RECORDING_SAMPLE_RATE", _integer, _sample_rate),
+    "chunk_bytes":           _Setting(int, check=_chunk_bytes),
+    "spool_dir":             _Setting((str, os.PathLike), "ROARK_SPOOL_DIR", check=_path),
+    "spool_max_bytes":       _Setting(int, "ROARK_SPOOL_MAX_BYTES", _integer, _spool_max_bytes),
+    "max_tool_text_chars":   _Setting(int, check=_max_tool_text_chars),
+    "worker_threads":        _Setting(int, check=_worker_threads),
+    "request_timeout":       _Setting((tuple, int, float), check=_request_timeout),
+    "redact":                _Setting(None, check=_redact),
+}
+# fmt: on
 
 
 def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from explicit ``overrides`` (not None) over ``env`` over defaults."""
     env = os.environ if env is None else env
-    known = {f.name for f in dataclasses.fields(Settings)}
-    unknown = set(overrides) - known
+    unknown = set(overrides) - set(_SETTINGS)
     if unknown:
         raise ConfigurationError(", ".join(sorted(unknown)), "unknown setting")
-
-    values: dict[str, Any] = {}
-    for field, var in _ENV.items():
-        raw = env.get(var)
-        if raw is not None and (raw.strip() or field == "api_key"):
-            values[field] = _from_env(field, raw)
-    for key, value in overrides.items():
-        if value is not None:
-            values[key] = value
-    names = {
-        k: (k if k in overrides and overrides[k] is not None else _ENV.get(k, k)) for k in values
+    # every variable is read first, then every type checked, then every value checked: of
+    # several mistakes, a variable that cannot be read is reported first
+    given = {
+        field: source
+        for field, setting in _SETTINGS.items()
+        if (source := _source(field, setting, overrides, env)) is not None
     }
-
-    def check(field: str, types: type | tuple[type, ...]) -> None:
-        if field in values:
-            _check_type(names[field], values[field], types)
-
-    check("api_key", str)
-    check("base_url", str)
-    check("enabled", bool)
-    check("shutdown_timeout", (int, float))
-    check("retry_deadline", (int, float))
-    check("recording_sample_rate", int)
-    check("chunk_bytes", int)
-    check("spool_dir", (str, os.PathLike))
-    check("spool_max_bytes", int)
-    check("max_tool_text_chars", int)
-    check("worker_threads", int)
-    check("request_timeout", (tuple, int, float))
-
-    if "api_key" in values:
-        key = values["api_key"].strip()
-        if any(c.isspace() for c in key) or not key.isprintable():
-            raise ConfigurationError(names["api_key"], "contains whitespace or control characters")
-        values["api_key"] = key or None
-    if "base_url" in values:
-        values["base_url"] = validate_base_url(names["base_url"], values["base_url"])
-    for field in ("shutdown_timeout", "retry_deadline"):
-        if field in values and not 0 < values[field] <= 3600:
-            raise ConfigurationError(names[field], "must be between 0 and 3600 seconds")
-    if "recording_sample_rate" in values and not 8000 <= values["recording_sample_rate"] <= 96000:
-        raise ConfigurationError(names["recording_sample_rate"], "must be within 8000..96000 Hz")
-    if "chunk_bytes" in values and (values["chunk_bytes"] < 4096 or values["chunk_bytes"] % 4):
-        raise ConfigurationError("chunk_bytes", "must be a multiple of 4, at least 4096")
-    if "spool_dir" in values:
-        values["spool_dir"] = Path(values["spool_dir"]).expanduser()
-    if "spool_max_bytes" in values and values["spool_max_bytes"] < 1024 * 1024:
-        raise ConfigurationError(names["spool_max_bytes"], "must be at least 1 MiB")
-    if "worker_threads" in values and not 1 <= values["worker_threads"] <= 64:
-        raise ConfigurationError("worker_threads", "must be within 1..64")
-    if "max_tool_text_chars" in values and values["max_tool_text_chars"] < 256:
-        raise ConfigurationError("max_tool_text_chars", "must be at least 256")
-    if "request_timeout" in values:
-        timeout = values["request_timeout"]
-        pair = (timeout, timeout) if isinstance(timeout, (int, float)) else tuple(timeout)
-        if len(pair) != 2 or not all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in pair
-        ):
-            raise ConfigurationError("request_timeout", "expected seconds or (connect, read)")
-        values["request_timeout"] = (float(pair[0]), float(pair[1]))
-    if "redact" in values:
-        values["redact"] = _resolve_redact(values["redact"])
+    for field, (name, value) in given.items():
+        types = _SETTINGS[field].types
+        if types is not None:
+            _check_type(name, value, types)
+    values = {}
+    for field, (name, value) in given.items():
+        check = _SETTINGS[field].check
+        values[field] = check(name, value) if check else value
     return Settings(**values)
+
+
+def _source(
+    field: str, setting: _Setting, overrides: Mapping[str, Any], env: Mapping[str, str]
+) -> tuple[str, Any] | None:
+    """(the name an error gives, the value) of ``field``; None when it keeps its default."""
+    from_env = None
+    raw = env.get(setting.env) if setting.env else None
+    if setting.env and raw is not None and raw.strip():
+        # a variable that cannot be read is an error even when an argument overrides it
+        from_env = (setting.env, setting.parse(setting.env, raw))
+    if overrides.get(field) is not None:
+        return field, overrides[field]
+    return from_env

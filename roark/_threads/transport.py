@@ -24,9 +24,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .._config import Settings
+from .._version import __version__
 from . import wire
-from ._version import __version__
-from .config import Settings
 
 logger = logging.getLogger("roark.transport")
 
@@ -63,20 +63,34 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+CHUNK_PUT = "chunk PUT"
+
+
+def status_error(
+    status: int, what: str, *, retry_after: float | None = None, text: str = ""
+) -> DeliveryError | None:
+    """What an answer's status means for request ``what``: None when it was accepted."""
+    if 200 <= status < 300:
+        return None
+    if status in (401, 403) and what != CHUNK_PUT:
+        return AuthError(f"{what}: HTTP {status}")
+    if status in _TRANSIENT_STATUS:
+        return TransientError(f"{what}: HTTP {status}", retry_after)
+    if 300 <= status < 400:
+        return RejectedError(f"{what}: HTTP {status} redirect refused")
+    if what == CHUNK_PUT and status == 403:
+        # an expired or already used presigned URL: a fresh one may work
+        return TransientError(f"{what}: HTTP 403 (presigned URL refused)")
+    return RejectedError(f"{what}: HTTP {status}: {text[:200]}")
+
+
 def _check(response: requests.Response, what: str) -> requests.Response:
     status = response.status_code
     if 200 <= status < 300:
         return response
-    if status in (401, 403) and what != "chunk PUT":
-        raise AuthError(f"{what}: HTTP {status}")
-    if status in _TRANSIENT_STATUS:
-        raise TransientError(f"{what}: HTTP {status}", _retry_after(response))
-    if 300 <= status < 400:
-        raise RejectedError(f"{what}: HTTP {status} redirect refused")
-    if what == "chunk PUT" and status == 403:
-        # an expired or already used presigned URL: a fresh one may work
-        raise TransientError(f"{what}: HTTP 403 (presigned URL refused)")
-    raise RejectedError(f"{what}: HTTP {status}: {response.text[:200]}")
+    error = status_error(status, what, retry_after=_retry_after(response), text=response.text)
+    assert error is not None
+    raise error
 
 
 class _Wait:
@@ -194,27 +208,22 @@ class Transport:
 
     def send_event(self, body: dict[str, Any], deadline: float) -> None:
         """POST one lifecycle event, retrying transient failures until ``deadline``."""
-        what = str(body.get("event", "event"))
+        what = wire.event_name(body)
         for attempt in self._retrying(deadline, what):
             with attempt:
                 self._post_json(wire.EVENTS_PATH, body, deadline, what)
 
     def upload_chunk(self, call_id: str, index: int, data: bytes, deadline: float) -> None:
         """Ask for a fresh presigned URL and PUT the chunk there, per attempt."""
-        request: wire.UploadUrlRequest = {
-            "livekitCallId": call_id,
-            "chunkIndex": index,
-            "contentType": wire.PCM_CONTENT_TYPE,
-        }
+        request = wire.upload_url_request(call_id, index)
         for attempt in self._retrying(deadline, f"chunk {index}"):
             with attempt:
                 answer = self._post_json(wire.UPLOAD_URL_PATH, request, deadline, "upload URL")
                 try:
-                    target = wire.parse_upload_target(answer.json())
+                    url = wire.upload_url(answer.json())
                 except ValueError as exc:
                     raise TransientError(f"upload URL answer unusable: {exc}") from None
                 # no Roark headers here: the storage host rejects them, and the key stays home
-                url = target["uploadUrl"]
                 response = self._request(
                     self._storage,
                     "PUT",
@@ -224,4 +233,4 @@ class Transport:
                     self._proxies(url),
                     deadline,
                 )
-                _check(response, "chunk PUT")
+                _check(response, CHUNK_PUT)

@@ -11,8 +11,8 @@ Layout, one folder per call (``<spool_dir>/<call key>/``)::
 
 Every data file is written to a temporary name and renamed, so a crash never leaves a torn
 file that looks like data; a torn last line of ``records.jsonl`` is skipped on recovery.
-When the spool folder cannot be written, items stay in memory (``MemorySpool``): calls are
-still delivered, they just do not survive the process.
+When the spool folder cannot be written, a call's items stay in memory (a ``CallSpool``
+without a folder): calls are still delivered, they just do not survive the process.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ ENDED = "zzz-ended.json"
 META = "meta.json"
 RECORDS = "records.jsonl"
 LOCK = "lock"
+# what a record in records.jsonl is: the buckets of the call-ended event it goes into
+TRANSCRIPT, TOOLS, METRICS = "transcript", "tools", "metrics"
 
 
 def chunk_name(index: int) -> str:
@@ -51,8 +53,19 @@ def chunk_index(name: str) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class CallMeta:
+    """What a call's ``meta.json`` says: what a recovery needs to end the call."""
+
+    started_at: float | None = None
+    call_id: str | None = None
+    sample_rate: int | None = None
+    #: 1 once the recording's first chunk was made (the chunks left say how many followed)
+    chunks: int = 0
+
+
 @dataclass
-class Item:
+class Spooled:
     """One thing to send: a lifecycle event or a chunk, on disk (``path``) or in memory."""
 
     kind: str  # "started", "chunk", "ended"
@@ -132,31 +145,44 @@ class CallSpool:
                 os.close(self._lock_fd)
             self._lock_fd = None
 
-    def forget_lock(self) -> None:
-        """In a forked child: the lock belongs to the parent; close our copy only."""
-        self.release()
+    def note_start(self, started_at: float, call_id: str | None) -> None:
+        self._write_meta({"startedAt": started_at, "callId": call_id})
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        self._meta = dict(meta)
+    def note_call_id(self, call_id: str, sample_rate: int | None) -> None:
+        self._write_meta({**self._meta, "callId": call_id, "sampleRate": sample_rate})
+
+    def note_recording(self) -> None:
+        self._write_meta({**self._meta, "chunks": 1})
+
+    def _write_meta(self, meta: dict[str, Any]) -> None:
+        self._meta = meta
         if self.durable and self.dir is not None:
             try:
                 _atomic_write(self.dir / META, json.dumps(meta).encode())
             except OSError as exc:
                 self._disk_failed(exc)
 
-    def update_meta(self, **changes: Any) -> None:
-        self.write_meta({**self._meta, **changes})
+    def read_meta(self) -> CallMeta | None:
+        """The call's meta; None when it has none (it never really started)."""
+        meta = self._meta
+        if self.dir is not None and not meta:
+            try:
+                meta = json.loads((self.dir / META).read_text())
+            except (OSError, ValueError):
+                return None
+        if not isinstance(meta, dict) or not meta:
+            return None
+        return CallMeta(
+            started_at=meta.get("startedAt"),
+            call_id=meta.get("callId"),
+            sample_rate=meta.get("sampleRate"),
+            chunks=int(meta.get("chunks") or 0),
+        )
 
-    def read_meta(self) -> dict[str, Any]:
-        if self.dir is None or self._meta:
-            return self._meta
-        try:
-            return json.loads((self.dir / META).read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def append_record(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, allow_nan=False).encode() + b"\n"
+    def append_record(self, bucket: str, record: Any) -> None:
+        """Keep a transcript, tool or metric record of the call (``bucket`` says which)."""
+        entry = {"bucket": bucket, "record": record}
+        line = json.dumps(entry, ensure_ascii=False, allow_nan=False).encode() + b"\n"
         if self.durable and self.dir is not None:
             try:
                 if self._records_file is None:
@@ -168,7 +194,8 @@ class CallSpool:
                 self._disk_failed(exc)
         self._records.append(line)
 
-    def read_records(self) -> list[dict[str, Any]]:
+    def read_records(self) -> list[tuple[str, Any]]:
+        """The records kept so far as (bucket, record), oldest first."""
         lines = list(self._records)
         if self.dir is not None:
             try:
@@ -178,12 +205,14 @@ class CallSpool:
         records = []
         for line in lines:
             try:
-                records.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
                 continue  # a torn last line from a crash
+            if isinstance(entry, dict) and isinstance(entry.get("bucket"), str):
+                records.append((entry["bucket"], entry.get("record")))
         return records
 
-    def put(self, kind: str, data: bytes, index: int = -1) -> Item:
+    def put(self, kind: str, data: bytes, index: int = -1) -> Spooled:
         name = {"started": STARTED, "ended": ENDED}.get(kind) or chunk_name(index)
         if self.durable and self.dir is not None:
             path = self.dir / name
@@ -191,26 +220,26 @@ class CallSpool:
                 _atomic_write(path, data)
                 # the bytes stay at hand too: the sender need not read them back, and they
                 # survive the folder vanishing (the worker drops them when its queue is long)
-                return Item(kind, index, path=path, data=data)
+                return Spooled(kind, index, path=path, data=data)
             except OSError as exc:
                 self._disk_failed(exc)
-        return Item(kind, index, data=data)
+        return Spooled(kind, index, data=data)
 
-    def pending(self) -> list[Item]:
+    def pending(self) -> list[Spooled]:
         """What a recovered folder still holds, in sending order."""
         if self.dir is None:
             return []
-        items: list[Item] = []
-        chunks: list[Item] = []
+        items: list[Spooled] = []
+        chunks: list[Spooled] = []
         for entry in os.scandir(self.dir):
             if entry.name == STARTED:
-                items.append(Item("started", path=Path(entry.path)))
+                items.append(Spooled("started", path=Path(entry.path)))
             elif (idx := chunk_index(entry.name)) is not None:
-                chunks.append(Item("chunk", idx, path=Path(entry.path)))
+                chunks.append(Spooled("chunk", idx, path=Path(entry.path)))
         chunks.sort(key=lambda item: item.index)
         items.extend(chunks)
         if (self.dir / ENDED).exists():
-            items.append(Item("ended", path=self.dir / ENDED))
+            items.append(Spooled("ended", path=self.dir / ENDED))
         return items
 
     def has_ended(self) -> bool:
@@ -281,7 +310,7 @@ class Spool:
             if fd is None:
                 continue  # a live process owns it
             call = CallSpool(self.root, entry.name, lock_fd=fd)
-            if not call.read_meta():
+            if call.read_meta() is None:
                 # no meta: the process died before the call really started; nothing to send
                 call.remove()
                 continue

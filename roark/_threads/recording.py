@@ -19,10 +19,10 @@ import numpy as np
 import soundfile as sf
 from livekit import rtc
 
+from .._handoff.audio_buffer import RESYNC_TOLERANCE
+
 logger = logging.getLogger("roark.recording")
 
-# a caller run continues while its own clock stays this close to the arrival stamps
-RESYNC_TOLERANCE = 0.1
 # a caller source silent this long (in processing time) is taken as really silent
 INPUT_STALL = 1.0
 # seconds of caller audio resampled in one go
@@ -193,7 +193,7 @@ class _Track:
 
 
 @dataclass
-class _Segment:
+class _AgentSegment:
     """One agent playback segment: the audio captured for it and where it played."""
 
     captured_at: float
@@ -242,7 +242,7 @@ class Recording:
         self._in_channels = 1
         self._input_end = t0
         self._input_seen_at: float | None = None
-        self._segments: dict[int, _Segment] = {}
+        self._segments: dict[int, _AgentSegment] = {}
 
     # -- positions -------------------------------------------------------------------------
 
@@ -254,7 +254,9 @@ class Recording:
 
     # -- caller ----------------------------------------------------------------------------
 
-    def input_frame(self, at: float, data: bytes, rate: int, channels: int, now: float) -> None:
+    def add_caller_audio(
+        self, at: float, data: bytes, rate: int, channels: int, now: float
+    ) -> None:
         samples = len(data) // (2 * channels)
         resampler = self._in_resampler
         expected = None if self._run_start is None else self._run_start + self._run_fed / rate
@@ -278,9 +280,9 @@ class Recording:
         self._input_end = max(self._input_end, at + samples / rate)
         self._input_seen_at = now
         if self.sample_at(self._input_end) - self._cursor > 2 * self._chunk_frames:
-            # a chunk's worth is waiting: cut it now rather than at the next tick, so a
+            # a chunk's worth is waiting: cut it now rather than at the next pass, so a
             # source delivering faster than real time does not pile audio up in memory
-            self.tick(now)
+            self.cut(now)
 
     def _resample_input(self) -> None:
         if not self._in_batch or self._in_resampler is None:
@@ -306,10 +308,12 @@ class Recording:
 
     # -- agent -----------------------------------------------------------------------------
 
-    def output_frame(self, segment: int, data: bytes, rate: int, channels: int, at: float) -> None:
+    def add_agent_audio(
+        self, segment: int, data: bytes, rate: int, channels: int, at: float
+    ) -> None:
         seg = self._segments.get(segment)
         if seg is None:
-            seg = self._segments[segment] = _Segment(captured_at=at, rate=rate)
+            seg = self._segments[segment] = _AgentSegment(captured_at=at, rate=rate)
         mono = mono_pcm(data, channels)
         if rate != seg.rate and seg.parts:
             # a sink that changes rate mid-segment: keep the segment at its first rate
@@ -333,15 +337,18 @@ class Recording:
         seg.progressed = True
         self._place_output(seg, started_at, offset, dur)
 
-    def playback_finished(self, segment: int, position: float, at: float) -> None:
+    def playback_finished(self, segment: int, played: float, at: float) -> None:
+        """Segment ``segment`` stopped at ``at`` after ``played`` seconds of it."""
         seg = self._segments.pop(segment, None)
         if seg is None:
             return
         if not seg.progressed:
-            started = seg.started_at if seg.started_at is not None else at - position
-            self._place_output(seg, started, 0.0, position)
+            started = seg.started_at if seg.started_at is not None else at - played
+            self._place_output(seg, started, 0.0, played)
 
-    def _place_output(self, seg: _Segment, started_at: float, offset: float, dur: float) -> None:
+    def _place_output(
+        self, seg: _AgentSegment, started_at: float, offset: float, dur: float
+    ) -> None:
         audio = seg.audio()
         if not seg.rate or dur <= 0:
             return
@@ -371,7 +378,7 @@ class Recording:
             end = min(end, self.sample_at(seg.captured_at))
         return end
 
-    def tick(self, now: float) -> None:
+    def cut(self, now: float) -> None:
         self._resample_input()
         end = self._settled(now)
         # cut in whole chunks: fewer, larger numpy operations (finish() cuts the rest)
@@ -393,14 +400,14 @@ class Recording:
         self._pending_frames += len(block)
         while self._pending_frames >= self._chunk_frames:
             joined = np.concatenate(self._pending)
-            self._send(joined[: self._chunk_frames])
+            self._emit_chunk(joined[: self._chunk_frames])
             rest = joined[self._chunk_frames :]
             self._pending = [rest] if len(rest) else []
             self._pending_frames = len(rest)
         held = self._pending_frames + sum(t.held() for t in self._tracks)
         self.high_water = max(self.high_water, held)
 
-    def _send(self, frames: np.ndarray) -> None:
+    def _emit_chunk(self, frames: np.ndarray) -> None:
         buf = io.BytesIO()
         sf.write(buf, frames, self.rate, format="RAW", subtype="PCM_16", endian="LITTLE")
         self._emit(self.chunks, buf.getvalue())
@@ -417,7 +424,7 @@ class Recording:
         end = max(self.sample_at(ended_at), self._tracks[0].end, self._tracks[1].end)
         self._advance(end)
         if self._pending_frames:
-            self._send(np.concatenate(self._pending))
+            self._emit_chunk(np.concatenate(self._pending))
             self._pending, self._pending_frames = [], 0
         dropped = sum(t.dropped for t in self._tracks)
         if dropped:

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from livekit import rtc
 from livekit.agents.voice import io
 
-from . import handoff as h
+from .._failures import failed
+from .._handoff.channel import CallChannel
+from .._handoff.records import PlaybackFinished, PlaybackProgressed, PlaybackStarted
 
-logger = logging.getLogger("roark.audio")
-
-Post = Callable[[h.Item], None]
-NewBuffer = Callable[[], h.AudioBuffer]
+logger = logging.getLogger("roark.taps")
 
 
 def _forward_getattr(obj: Any, inner_attr: str, name: str) -> Any:
@@ -36,10 +35,11 @@ def _forward_getattr(obj: Any, inner_attr: str, name: str) -> Any:
 class UserAudioTap(io.AudioInput):
     """Wraps the session's audio input; each frame is stamped with its arrival and copied."""
 
-    def __init__(self, source: io.AudioInput, buffer: h.AudioBuffer) -> None:
+    def __init__(self, source: io.AudioInput, channel: CallChannel) -> None:
         super().__init__(label="RoarkTap", source=source)
         self._roark_source = source
-        self._buffer = buffer
+        self._buffer = channel.new_audio_buffer()
+        self._clock = channel.clock
 
     def __aiter__(self) -> AsyncIterator[rtc.AudioFrame]:
         return self
@@ -49,13 +49,13 @@ class UserAudioTap(io.AudioInput):
         try:
             # frames carry no capture time: one arrives when it is complete, so it began earlier
             self._buffer.append(
-                self._buffer.clock.now() - frame.duration,
+                self._clock.now() - frame.duration,
                 frame.data,
                 frame.sample_rate,
                 frame.num_channels,
             )
         except Exception:
-            logger.debug("user audio tap failed on a frame", exc_info=True)
+            failed("the user audio tap")
         return frame
 
     # LiveKit 1.2's AudioInput.on_attached/on_detached call themselves, not the source's
@@ -72,14 +72,15 @@ class UserAudioTap(io.AudioInput):
 class AgentAudioTap(io.AudioOutput):
     """Wraps the session's audio output; sees what was captured and what was really played."""
 
-    def __init__(self, next_in_chain: io.AudioOutput, post: Post, buffer: h.AudioBuffer) -> None:
+    def __init__(self, next_in_chain: io.AudioOutput, channel: CallChannel) -> None:
         super().__init__(
             label="RoarkTap",
             capabilities=io.AudioOutputCapabilities(pause=True),
             next_in_chain=next_in_chain,
         )
-        self._post = post
-        self._buffer = buffer
+        self._post = channel.post
+        self._buffer = channel.new_audio_buffer()
+        self._clock = channel.clock
         self._segment = -1
         self._capturing = False
         self._unfinished: deque[int] = deque()  # segments captured, not reported finished
@@ -98,7 +99,7 @@ class AgentAudioTap(io.AudioOutput):
             elif event == "playback_finished":
                 self._on_finished(args[0])
         except Exception:
-            logger.debug("agent audio tap failed on %s", event, exc_info=True)
+            failed("the agent audio tap's playback events")
 
     @property
     def sample_rate(self) -> int | None:
@@ -112,14 +113,14 @@ class AgentAudioTap(io.AudioOutput):
                 self._segment += 1
                 self._unfinished.append(self._segment)
             self._buffer.append(
-                self._buffer.clock.now(),
+                self._clock.now(),
                 frame.data,
                 frame.sample_rate,
                 frame.num_channels,
                 self._segment,
             )
         except Exception:
-            logger.debug("agent audio tap failed on a frame", exc_info=True)
+            failed("the agent audio tap")
         if self.next_in_chain:
             await self.next_in_chain.capture_frame(frame)
 
@@ -141,19 +142,18 @@ class AgentAudioTap(io.AudioOutput):
         if segment is None or segment in self._started:
             return
         self._started.add(segment)
-        at = self._buffer.clock.from_wall(ev.created_at)
-        self._post(h.Playback(segment=segment, what="started", at=at))
+        at = self._clock.from_wall(ev.created_at)
+        self._post(PlaybackStarted(segment=segment, at=at))
 
     def _on_progressed(self, ev: Any) -> None:
         segment = self._current()
         if segment is not None:
             self._post(
-                h.Playback(
+                PlaybackProgressed(
                     segment=segment,
-                    what="progressed",
-                    at=self._buffer.clock.from_wall(ev.started_at),
+                    at=self._clock.from_wall(ev.started_at),
                     offset=ev.offset,
-                    position=ev.duration,
+                    duration=ev.duration,
                 )
             )
 
@@ -164,15 +164,8 @@ class AgentAudioTap(io.AudioOutput):
         self._started.discard(segment)
         if segment == self._segment:
             self._capturing = False
-        self._post(
-            h.Playback(
-                segment=segment,
-                what="finished",
-                at=self._buffer.clock.now(),
-                position=max(0.0, float(ev.playback_position)),
-                interrupted=bool(ev.interrupted),
-            )
-        )
+        played = max(0.0, float(ev.playback_position))
+        self._post(PlaybackFinished(segment=segment, at=self._clock.now(), played=played))
 
     def __getattr__(self, name: str) -> Any:
         return _forward_getattr(self, "_next_in_chain", name)
@@ -197,7 +190,7 @@ def output_is_tapped(sink: io.AudioOutput | None) -> bool:
 class _TappingAgentInput(io.AgentInput):
     """``session.input`` whose audio, whatever it is set to, passes through a tap."""
 
-    _roark_buffer: NewBuffer
+    _roark_channel: CallChannel
 
     @property  # type: ignore[override]
     def audio(self) -> io.AudioInput | None:
@@ -207,15 +200,14 @@ class _TappingAgentInput(io.AgentInput):
     def audio(self, stream: io.AudioInput | None) -> None:
         if stream is not None and not input_is_tapped(stream):
             logger.info("tapping user audio input (%s)", stream.label)
-            stream = UserAudioTap(stream, self._roark_buffer())
+            stream = UserAudioTap(stream, self._roark_channel)
         io.AgentInput.audio.fset(self, stream)  # type: ignore[attr-defined]
 
 
 class _TappingAgentOutput(io.AgentOutput):
     """``session.output`` whose audio, whatever it is set to, passes through a tap."""
 
-    _roark_post: Post
-    _roark_buffer: NewBuffer
+    _roark_channel: CallChannel
 
     @property  # type: ignore[override]
     def audio(self) -> io.AudioOutput | None:
@@ -225,11 +217,11 @@ class _TappingAgentOutput(io.AgentOutput):
     def audio(self, sink: io.AudioOutput | None) -> None:
         if sink is not None and not output_is_tapped(sink):
             logger.info("tapping agent audio output (%s)", sink.label)
-            sink = AgentAudioTap(sink, self._roark_post, self._roark_buffer())
+            sink = AgentAudioTap(sink, self._roark_channel)
         io.AgentOutput.audio.fset(self, sink)  # type: ignore[attr-defined]
 
 
-def install_taps(session: Any, post: Post, new_buffer: NewBuffer) -> None:
+def install_taps(session: Any, channel: CallChannel) -> None:
     """Tap the session's audio now and on every later assignment of its input/output audio.
 
     LiveKit assigns ``session.input.audio``/``session.output.audio`` inside ``start()``
@@ -239,13 +231,12 @@ def install_taps(session: Any, post: Post, new_buffer: NewBuffer) -> None:
     """
     agent_input, agent_output = session.input, session.output
     if type(agent_input) is io.AgentInput:
-        agent_input._roark_buffer = new_buffer
+        agent_input._roark_channel = channel
         agent_input.__class__ = _TappingAgentInput
         if agent_input.audio is not None:
             agent_input.audio = agent_input.audio
     if type(agent_output) is io.AgentOutput:
-        agent_output._roark_post = post
-        agent_output._roark_buffer = new_buffer
+        agent_output._roark_channel = channel
         agent_output.__class__ = _TappingAgentOutput
         if agent_output.audio is not None:
             agent_output.audio = agent_output.audio

@@ -8,8 +8,10 @@ import os
 import threading
 from typing import Any
 
-from .config import RedactSetting, Settings, resolve
-from .worker import Worker
+from ._config import RedactSetting, Settings, resolve
+from ._failures import guard, use
+from ._handoff.channel import CallChannel
+from ._threads.worker import Worker
 
 logger = logging.getLogger("roark.client")
 
@@ -31,6 +33,14 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(active={self.active}, base_url={self.settings.base_url!r})"
+
+    def stats(self) -> dict[str, int]:
+        """What roark did and what failed inside it so far, by name (empty when inactive)."""
+        return self.worker.stats.snapshot() if self.worker is not None else {}
+
+    def open_call(self) -> CallChannel | None:
+        """A new call's channel to the worker threads; None when calls are not observed."""
+        return self.worker.open_call() if self.worker is not None else None
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every ended call is delivered; False if ``timeout`` ran out first."""
@@ -98,10 +108,11 @@ def install(settings: Settings) -> Client:
         _install_process_hooks()
     if old is not None:
         old.shutdown(timeout=min(2.0, old.settings.shutdown_timeout))
-    if new.active:
-        from .observe import _install_start_hook
+    if new.worker is not None:
+        use(new.worker.stats)
+        from ._loop.observe import install_session_hook
 
-        _install_start_hook()
+        install_session_hook()
     return new
 
 
@@ -126,10 +137,8 @@ def shutdown(timeout: float | None = None) -> None:
 
 
 def _at_exit() -> None:
-    try:
+    with guard("shutting down at exit"):
         shutdown()
-    except Exception:
-        logger.debug("roark shutdown at exit failed", exc_info=True)
 
 
 def _after_fork_in_child() -> None:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-from . import handoff as h
-from .audio import install_taps, remove_taps
+from .._failures import guard
+from .._handoff.channel import CallChannel
+from .._handoff.records import Begin, CallDetails, CallId, End
 from .hooks import SessionHooks
-
-if TYPE_CHECKING:
-    from .worker import Worker
+from .taps import install_taps, remove_taps
 
 logger = logging.getLogger("roark.call")
 
@@ -28,16 +28,50 @@ DEFAULT_RATE = 24000
 
 @dataclass(frozen=True)
 class CallOptions:
-    """Per-call options given to ``observe``/``observe_session`` (validated there)."""
+    """Per-call options: the one declaration of what ``observe`` and ``observe_session`` take.
+
+    Checked when made (a ``TypeError`` naming the option, at import time for a decorator);
+    the agent id is kept without surrounding blanks, empty texts as None.
+    """
 
     agent_id: str
     agent_name: str | None = None
     agent_prompt: str | None = None
     livekit_call_id: str | None = None
     capture_audio: bool = True
-    capture_logs: bool = False
+    capture_logs: bool = False  # accepted; reserved
     is_test: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.agent_id, str) or not self.agent_id.strip():
+            raise TypeError("roark: agent_id must be a non-empty string")
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if option.type == "str | None" and value is not None and not isinstance(value, str):
+                raise TypeError(f"roark: {option.name} must be a string, got {_kind(value)}")
+            if option.type == "bool" and not isinstance(value, bool):
+                raise TypeError(f"roark: {option.name} must be a bool, got {_kind(value)}")
+            if option.type == "str | None":
+                object.__setattr__(self, option.name, value or None)
+        try:
+            json.dumps(self.metadata, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"roark: metadata must be JSON-serializable ({exc})") from None
+        object.__setattr__(self, "agent_id", self.agent_id.strip())
+
+    @classmethod
+    def among(cls, arguments: dict[str, Any]) -> CallOptions:
+        """The options among a public function's ``arguments`` (its ``locals()``), by name.
+
+        ``observe`` and ``observe_session`` spell their parameters out for users' IDEs; this
+        picks the options from them without a third list of names.
+        """
+        return cls(**{option.name: arguments[option.name] for option in fields(cls)})
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
 
 
 def _text(value: Any) -> str | None:
@@ -64,15 +98,14 @@ class Call:
             await call.aflush(reason="transferred-to-human")
     """
 
-    def __init__(self, worker: Worker, options: CallOptions, ctx: Any, shutdown_timeout: float):
-        self._worker = worker
+    def __init__(
+        self, channel: CallChannel, options: CallOptions, ctx: Any, shutdown_timeout: float
+    ) -> None:
+        self._channel = channel
         self.options = options
         self._ctx = ctx
         self._budget = shutdown_timeout
-        self.key = worker.new_call_key()
-        self._assembler, self._done = worker.open_call(self.key)
-        self._drops = h.Drops()
-        self._hooks = SessionHooks(self._post, self._session_closed, self._assembler.clock)
+        self._hooks = SessionHooks(channel, self._session_closed)
         self._grace: asyncio.TimerHandle | None = None
         #: set when the job's shutdown callback is registered (it will call job_shutdown())
         self.expects_job_shutdown = False
@@ -97,22 +130,6 @@ class Call:
     def ended(self) -> bool:
         return self._ended_at is not None
 
-    def _post(self, item: h.Item) -> None:
-        if self._ended_at is not None and isinstance(item, h.AUDIO_ITEMS):
-            return  # the taps outlive the call in the chain; their audio is no longer needed
-        handoff = self._worker.handoff
-        # audio the taps appended before this record must reach the processor ahead of it
-        # (a playback event places the frames before it; the end closes the recording)
-        for audio in self._assembler.take_audio():
-            handoff.put(self._assembler, audio)
-        handoff.put(self._assembler, item)
-
-    def _new_audio_buffer(self) -> h.AudioBuffer:
-        buffer = h.AudioBuffer(self._worker.handoff, self._drops, self._assembler.clock)
-        # the processor takes from it between records too, so audio never waits for one
-        self._assembler.audio_buffers.append(buffer)
-        return buffer
-
     # -- start -----------------------------------------------------------------------------
 
     def begin(self, session: Any) -> None:
@@ -122,14 +139,14 @@ class Call:
         sample_rate = None
         if self.options.capture_audio:
             sample_rate = self._output_rate(session)
-            install_taps(session, self._post, self._new_audio_buffer)
+            install_taps(session, self._channel)
         ctx = self._ctx
         call_id = _text(self.options.livekit_call_id) or _text(_get(ctx, "job", "room", "sid"))
         self._call_id = call_id
-        self._post(
-            h.Begin(
-                at=self._assembler.clock.now(),
-                started=self._started_fields(),
+        self._channel.post(
+            Begin(
+                at=self._channel.clock.now(),
+                details=self._details(),
                 sample_rate=sample_rate,
                 call_id=call_id,
             )
@@ -145,9 +162,8 @@ class Call:
                 return rate
         return DEFAULT_RATE
 
-    def _started_fields(self) -> dict[str, Any]:
+    def _details(self) -> CallDetails:
         opts, ctx = self.options, self._ctx
-        fields: dict[str, Any] = {"agentId": opts.agent_id, "isTest": opts.is_test}
         participant = _text(_get(ctx, "job", "participant", "identity"))
         if participant is None:
             remote = _get(ctx, "room", "remote_participants")
@@ -156,18 +172,17 @@ class Call:
             except Exception:
                 identities = []
             participant = _text(identities[0]) if identities else None
-        optional = {
-            "agentName": opts.agent_name,
-            "agentPrompt": opts.agent_prompt,
-            "roomSid": _get(ctx, "job", "room", "sid"),
-            "roomName": _get(ctx, "job", "room", "name") or _get(ctx, "room", "name"),
-            "participantIdentity": participant,
-            "jobId": _get(ctx, "job", "id"),
-        }
-        fields.update({k: v for k, v in optional.items() if _text(v)})
-        if opts.metadata:
-            fields["metadata"] = dict(opts.metadata)
-        return fields
+        return CallDetails(
+            agent_id=opts.agent_id,
+            is_test=opts.is_test,
+            agent_name=_text(opts.agent_name),
+            agent_prompt=_text(opts.agent_prompt),
+            room_sid=_text(_get(ctx, "job", "room", "sid")),
+            room_name=_text(_get(ctx, "job", "room", "name") or _get(ctx, "room", "name")),
+            participant_identity=participant,
+            job_id=_text(_get(ctx, "job", "id")),
+            metadata=dict(opts.metadata) if opts.metadata else None,
+        )
 
     async def _resolve_call_id(self) -> None:
         call_id = None
@@ -181,7 +196,7 @@ class Call:
             call_id = None
         call_id = call_id or _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
         self._call_id = call_id
-        self._post(h.CallId(call_id))
+        self._channel.post(CallId(call_id))
 
     # -- end -------------------------------------------------------------------------------
 
@@ -202,24 +217,20 @@ class Call:
         self._ended_at = time.monotonic()
         if self._grace is not None:
             self._grace.cancel()
-        if self._session is None:
-            # prepared by observe_session but its session never started: nothing to send
-            self._worker.discard_call(self.key)
-            return
-        try:
-            session = self._session
-            if session is not None:
+        # a call prepared by observe_session whose session never started posted nothing:
+        # closing its channel is all there is to do
+        if self._session is not None:
+            with guard("unhooking an ended call's session"):
+                session = self._session
                 self._hooks.detach(session)
                 remove_taps(session)
                 self._hooks.flush_usage(session)
-            if self._id_task is not None and not self._id_task.done():
-                self._id_task.cancel()
-                self._post(h.CallId(_text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())))
-        except Exception:
-            logger.debug("ending call hooks failed", exc_info=True)
-        self._post(h.End(at=self._assembler.clock.now(), reason=reason or "agent-ended"))
-        for buffer in self._assembler.audio_buffers:
-            buffer.closed = True  # the taps outlive the call in the chain
+                if self._id_task is not None and not self._id_task.done():
+                    self._id_task.cancel()
+                    call_id = _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
+                    self._channel.post(CallId(call_id))
+            self._channel.post(End(at=self._channel.clock.now(), reason=reason or "agent-ended"))
+        self._channel.close()
 
     async def aflush(self, reason: str = "agent-ended", timeout: float | None = None) -> bool:
         """End the call now (once; later calls only wait) and wait for its delivery.
@@ -228,23 +239,22 @@ class Call:
         ``timeout`` (default: the shutdown budget); it then stays spooled and is sent later.
         Never raises.
         """
-        try:
+        with guard("Call.aflush"):
             self._end(str(reason))
             return await self.wait_delivered(timeout)
-        except Exception:
-            logger.debug("aflush failed", exc_info=True)
-            return False
+        return False
 
     async def wait_delivered(self, timeout: float | None = None) -> bool:
-        if self._done.done():
-            return not self._done.cancelled() and bool(self._done.result())
+        delivered = self._channel.delivered
+        if delivered.done():
+            return not delivered.cancelled() and bool(delivered.result())
         budget = self._budget if timeout is None else timeout
         if timeout is None and self._ended_at is not None:
             budget = max(0.0, self._budget - (time.monotonic() - self._ended_at))
         try:
             # shielded: a timeout here must not cancel the future other waiters share
             return bool(
-                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._done)), budget)
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(delivered)), budget)
             )
         except (asyncio.TimeoutError, concurrent.futures.CancelledError):
             logger.warning(

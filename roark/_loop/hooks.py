@@ -1,25 +1,30 @@
 """Session event handlers (asyncio side): read what a record needs, hand it over, return.
 
-Every handler is wrapped so that nothing raised here reaches LiveKit's event emitter.
+Every handler runs behind roark's failure boundary (``roark._failures.guarded``): nothing
+raised here reaches LiveKit's event emitter.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 from livekit import rtc
 
-from . import handoff as h
-from .clock import CallClock
-
-logger = logging.getLogger("roark.hooks")
+from .._failures import guarded
+from .._handoff.channel import CallChannel
+from .._handoff.records import Message, Metric, Role, ToolCall, ToolOutput, Tools, Usage
 
 # VAD metrics arrive many times a second and say nothing about the call's quality
 _SKIPPED_METRICS = {"vad_metrics"}
-_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+_ROLES: dict[str, Role] = {
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+}
 _TURN_SKIP = {"started_speaking_at", "stopped_speaking_at"}
 
 CLOSE_REASONS = {
@@ -29,18 +34,6 @@ CLOSE_REASONS = {
     "task_completed": "agent-ended",
     "error": "error",
 }
-
-
-def guarded(fn: Callable[[Any], None]) -> Callable[[Any], None]:
-    # LiveKit's emitter inspects each handler's signature on every emit: a plain one-argument
-    # function (no functools.wraps, no bound method) keeps that cheap
-    def handler(ev: Any) -> None:
-        try:
-            fn(ev)
-        except Exception:
-            logger.debug("roark hook %s failed", fn.__name__, exc_info=True)
-
-    return handler
 
 
 def _scalars(data: dict[str, Any], skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -56,24 +49,23 @@ def _scalars(data: dict[str, Any], skip: set[str] = frozenset()) -> dict[str, An
 
 
 class SessionHooks:
-    """Subscribes to one ``AgentSession``'s events and posts hand-off items for them."""
+    """Subscribes to one ``AgentSession``'s events and posts records of them."""
 
-    def __init__(
-        self,
-        post: Callable[[h.Item], None],
-        on_close: Callable[[str], None],
-        clock: CallClock | None = None,
-    ) -> None:
-        self._post = post
+    def __init__(self, channel: CallChannel, on_close: Callable[[str], None]) -> None:
+        self._post = channel.post
         # LiveKit's time.time() stamps, moved onto the call's clock as they arrive
-        self._clock = clock or CallClock()
+        self._clock = channel.clock
         self._on_close = on_close
-        self._handlers: dict[str, Callable[..., None]] = {
-            "conversation_item_added": guarded(self.conversation_item_added),
-            "function_tools_executed": guarded(self.function_tools_executed),
-            "metrics_collected": guarded(self.metrics_collected),
-            "error": guarded(self.error),
-            "close": guarded(self.close),
+        handlers: dict[str, Callable[[Any], None]] = {
+            "conversation_item_added": self.conversation_item_added,
+            "function_tools_executed": self.function_tools_executed,
+            "metrics_collected": self.metrics_collected,
+            "error": self.error,
+            "close": self.close,
+        }
+        self._handlers = {
+            event: guarded(f"the session's {event} handler", handler)
+            for event, handler in handlers.items()
         }
 
     def attach(self, session: Any) -> None:
@@ -87,10 +79,8 @@ class SessionHooks:
 
     def detach(self, session: Any) -> None:
         for event, handler in self._handlers.items():
-            try:
+            with contextlib.suppress(Exception):  # not subscribed (any more): nothing to undo
                 session.off(event, handler)
-            except Exception:
-                pass
 
     def conversation_item_added(self, ev: Any) -> None:
         item = ev.item
@@ -104,7 +94,7 @@ class SessionHooks:
         stopped = float(metrics.get("stopped_speaking_at") or started)
         started, stopped = self._clock.from_wall(started), self._clock.from_wall(stopped)
         self._post(
-            h.Message(
+            Message(
                 role=role,
                 text=text,
                 started_at=started,
@@ -116,21 +106,21 @@ class SessionHooks:
         turn = _scalars(metrics, _TURN_SKIP)
         if turn:
             turn["role"] = role
-            self._post(h.Metric(kind="turn", at=stopped, fields=turn))
+            self._post(Metric(kind="turn", at=stopped, fields=turn))
 
     def function_tools_executed(self, ev: Any) -> None:
         now = time.time()
-        wall = self._clock.from_wall
-        calls = [
-            (c.call_id, c.name, c.arguments, wall(float(getattr(c, "created_at", now))))
-            for c in ev.function_calls
-        ]
+
+        def at(item: Any) -> float:
+            return self._clock.from_wall(float(getattr(item, "created_at", now)))
+
+        calls = [ToolCall(c.call_id, c.name, c.arguments, at(c)) for c in ev.function_calls]
         outputs = [
-            (o.call_id, o.output, bool(o.is_error), wall(float(getattr(o, "created_at", now))))
+            ToolOutput(o.call_id, o.output, bool(o.is_error), at(o))
             for o in ev.function_call_outputs
             if o is not None
         ]
-        self._post(h.Tools(at=wall(now), calls=calls, outputs=outputs))
+        self._post(Tools(calls=calls, outputs=outputs))
 
     def metrics_collected(self, ev: Any) -> None:
         metrics = ev.metrics
@@ -139,7 +129,7 @@ class SessionHooks:
             return
         at = self._clock.from_wall(float(getattr(metrics, "timestamp", None) or time.time()))
         fields = _scalars(metrics.model_dump())
-        self._post(h.Metric(kind=kind.removesuffix("_metrics"), at=at, fields=fields))
+        self._post(Metric(kind=kind.removesuffix("_metrics"), at=at, fields=fields))
 
     def error(self, ev: Any) -> None:
         err = ev.error
@@ -149,7 +139,7 @@ class SessionHooks:
             "message": str(getattr(err, "error", err))[:500],
             "recoverable": bool(getattr(err, "recoverable", False)),
         }
-        self._post(h.Metric(kind="error", at=float(ev.created_at), fields=fields))
+        self._post(Metric(kind="error", at=float(ev.created_at), fields=fields))
 
     def close(self, ev: Any) -> None:
         reason = getattr(ev.reason, "value", str(ev.reason))
@@ -168,7 +158,7 @@ class SessionHooks:
             fields["usage_type"] = str(getattr(model, "type", "")).removesuffix("_usage")
             models.append(fields)
         if models:
-            self._post(h.Usage(at=self._clock.now(), models=models))
+            self._post(Usage(at=self._clock.now(), models=models))
 
 
 def _language(item: Any) -> str | None:

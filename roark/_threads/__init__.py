@@ -1,0 +1,1 @@
+"""The thread side: roark's worker threads, where all network, disk and encoding work runs."""

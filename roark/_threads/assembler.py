@@ -1,0 +1,266 @@
+"""Turns one call's hand-off records into wire records, its recording and spooled items.
+
+Runs on the processor thread only; one ``CallAssembler`` per call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from .._config import Settings
+from .._failures import Stats
+from .._handoff.clock import CallClock
+from .._handoff.records import (
+    AgentAudio,
+    Begin,
+    CallDetails,
+    CallerAudio,
+    CallId,
+    End,
+    Message,
+    Metric,
+    PlaybackFinished,
+    PlaybackProgressed,
+    PlaybackStarted,
+    Record,
+    Tools,
+    Usage,
+)
+from . import wire
+from .recording import Recording
+from .spool import METRICS, TOOLS, TRANSCRIPT, CallSpool, Spooled
+
+TRUNCATION_MARKER = "…[truncated by roark]"
+
+
+def _clean_text(text: str) -> str:
+    # control characters other than newline/tab make transcripts unreadable; drop them
+    return "".join(c for c in text if c.isprintable() or c in "\n\t")
+
+
+def tool_text(value: Any, limit: int) -> str:
+    """A tool argument or result as the contract's string: JSON for objects, str() else."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (dict, list, tuple)):
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+        except ValueError:
+            text = str(value)
+    else:
+        text = str(value)
+    text = _clean_text(text)
+    if len(text) > limit:
+        text = text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+    return text
+
+
+def tool_arguments(value: Any, limit: int, redact: Callable[[str], str]) -> str:
+    """Tool arguments as a JSON string: the model's own JSON when it is valid and fits,
+    else the text (redacted, cut) as a JSON string literal, which is valid JSON too."""
+    text = value if isinstance(value, str) else tool_text(value, limit * 2)
+    text = redact(text)
+    if len(text) <= limit:
+        try:
+            json.loads(text)
+            return text
+        except ValueError:
+            pass
+    return json.dumps(tool_text(text, limit), ensure_ascii=False)
+
+
+class CallAssembler:
+    """The thread side's state of one call, made when its ``Begin`` arrives."""
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        clock: CallClock,
+        settings: Settings,
+        spool: CallSpool,
+        stats: Stats,
+        on_spooled: Callable[[CallAssembler, Spooled], None],
+    ) -> None:
+        self.key = key
+        #: the call's clock, made with the call (on the loop); every stamp of the call is on it
+        self.clock = clock
+        self.settings = settings
+        self.spool = spool
+        self._stats = stats
+        self._on_spooled = on_spooled
+        self._details: CallDetails | None = None
+        self.call_id: str | None = None
+        self.started_at: float | None = None
+        self.transcript: list[wire.TranscriptEntry] = []
+        self.tools: list[wire.ToolRecord] = []
+        self.metrics: list[wire.MetricRecord] = []
+        #: the last usage snapshot (cumulative, so it replaces the one before)
+        self.usage: list[wire.MetricRecord] = []
+        self.recording: Recording | None = None
+        self.ended = False
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _offset(self, wall: float) -> int:
+        if self.recording is not None:
+            return self.recording.offset_ms(wall)
+        return max(0, round((wall - (self.started_at or wall)) * 1000))
+
+    def _redact(self, text: str) -> str:
+        if self.settings.redact is None:
+            return text
+        try:
+            return self.settings.redact(text)
+        except Exception:
+            self._stats.failed("the redact callable (the text is withheld)")
+            return "[REDACTED]"
+
+    def _spool_record(self, bucket: str, record: Any) -> None:
+        # written at once: a crash keeps the conversation up to here for a recovery
+        self.spool.append_record(bucket, record)
+
+    # -- records -------------------------------------------------------------------------
+
+    def handle(self, record: Record, now: float) -> None:
+        if self.ended:
+            return
+        now = self.clock.from_wall(now)
+        if isinstance(record, CallerAudio):
+            if self.recording is not None:
+                self.recording.add_caller_audio(
+                    record.at, record.data, record.rate, record.channels, now
+                )
+        elif isinstance(record, AgentAudio):
+            if self.recording is not None:
+                self.recording.add_agent_audio(
+                    record.segment, record.data, record.rate, record.channels, record.at
+                )
+        elif isinstance(record, (PlaybackStarted, PlaybackProgressed, PlaybackFinished)):
+            self._playback(record)
+        else:
+            self._conversation(record)
+
+    def _conversation(self, record: Record) -> None:
+        if isinstance(record, Message):
+            self._message(record)
+        elif isinstance(record, Tools):
+            self._tools(record)
+        elif isinstance(record, Metric):
+            metric = wire.metric(record.kind, record.at, self._offset(record.at), record.fields)
+            self.metrics.append(metric)
+            self._spool_record(METRICS, metric)
+        elif isinstance(record, Usage):
+            self.usage = [
+                wire.metric("usage", record.at, self._offset(record.at), fields)
+                for fields in record.models
+            ]
+        elif isinstance(record, Begin):
+            self._begin(record)
+        elif isinstance(record, CallId):
+            self._set_call_id(record.call_id)
+        elif isinstance(record, End):
+            self._end(record)
+
+    def cut(self, now: float) -> None:
+        """Cut what of the recording can no longer change into chunks."""
+        if self.recording is not None and not self.ended:
+            self.recording.cut(self.clock.from_wall(now))
+
+    def _begin(self, record: Begin) -> None:
+        self.started_at = record.at
+        if record.sample_rate is not None:
+            self.recording = Recording(
+                t0=record.at,
+                sample_rate=self.settings.recording_sample_rate or record.sample_rate,
+                chunk_bytes=self.settings.chunk_bytes,
+                emit=self._chunk,
+            )
+        self._details = record.details
+        self.spool.note_start(record.at, record.call_id)
+        if record.call_id:
+            self._set_call_id(record.call_id)
+
+    def _set_call_id(self, call_id: str) -> None:
+        if self.call_id is not None or self._details is None:
+            return
+        self.call_id = call_id
+        started = wire.call_started(call_id, self.started_at or 0.0, self._details)
+        self.spool.note_call_id(call_id, self.recording.rate if self.recording else None)
+        self._on_spooled(self, self.spool.put("started", _json(started)))
+
+    def _chunk(self, index: int, data: bytes) -> None:
+        spooled = self.spool.put("chunk", data, index)
+        if index == 0:
+            self.spool.note_recording()  # for a recovery: the chunks left say how many more
+        self._on_spooled(self, spooled)
+
+    def _playback(self, record: PlaybackStarted | PlaybackProgressed | PlaybackFinished) -> None:
+        rec = self.recording
+        if rec is None:
+            return
+        if isinstance(record, PlaybackStarted):
+            rec.playback_started(record.segment, record.at)
+        elif isinstance(record, PlaybackProgressed):
+            rec.playback_progressed(record.segment, record.at, record.offset, record.duration)
+        else:
+            rec.playback_finished(record.segment, record.played, record.at)
+
+    def _message(self, record: Message) -> None:
+        text = self._redact(_clean_text(record.text)).strip()
+        if not text:
+            return
+        start, stop = record.started_at, max(record.stopped_at, record.started_at)
+        entry = wire.transcript_entry(
+            record.role,
+            text,
+            span=(start, stop),
+            offsets_ms=(self._offset(start), self._offset(stop)),
+            interrupted=record.interrupted,
+            language=record.language,
+        )
+        self.transcript.append(entry)
+        self._spool_record(TRANSCRIPT, entry)
+
+    def _tools(self, record: Tools) -> None:
+        limit = self.settings.max_tool_text_chars
+        made: list[wire.ToolRecord] = []
+        for call in record.calls:
+            arguments = tool_arguments(call.arguments, limit, self._redact)
+            made.append(
+                wire.tool_call(call.call_id, call.name, arguments, call.at, self._offset(call.at))
+            )
+        for out in record.outputs:
+            content = self._redact(tool_text(out.output, limit))
+            made.append(
+                wire.tool_result(out.call_id, content, out.is_error, out.at, self._offset(out.at))
+            )
+        for tool in made:
+            self.tools.append(tool)
+            self._spool_record(TOOLS, tool)
+
+    def _end(self, record: End) -> None:
+        self.ended = True
+        if self.call_id is None:
+            # nothing resolved the id in time; the contract's last fallback is a random UUID
+            self._set_call_id(self.key)
+        if self.recording is not None:
+            self.recording.finish(record.at)
+        ended = wire.call_ended(
+            call_id=self.call_id or self.key,
+            started_at=self.started_at or record.at,
+            ended_at=record.at,
+            reason=record.reason,
+            transcript=self.transcript,
+            tools=self.tools,
+            metrics=self.metrics + self.usage,
+            sample_rate=self.recording.rate if self.recording else None,
+            chunks=self.recording.chunks if self.recording else 0,
+        )
+        self._on_spooled(self, self.spool.put("ended", _json(ended)))
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
