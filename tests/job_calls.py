@@ -2,7 +2,8 @@
 
 Used by the agent modules that LiveKit's job processes import (``tests/job_agent.py``, and
 ``tests/benchmarks/job_agent_bare.py`` for the unobserved baseline). A job's metadata (JSON)
-says what to run: ``{"script": "short" | "long", "hang_up": bool, "disconnect_delay": s}``.
+says what to run: ``{"script": "short" | "long" | "bench", "seconds": s, "hang_up": bool,
+"disconnect_delay": s}``.
 ``hang_up``: the caller hangs up once the script is over (the job shuts itself down);
 otherwise the call goes on until the worker closes the process.
 
@@ -67,6 +68,11 @@ def _script(name: str, seconds: float | None) -> Any:
             llm_replies=replies,
             caller_audio_seconds=length,
         )
+    if name == "bench":
+        # the benchmark's support call: a caller turn every 6.5 s, a tool call every fourth
+        from .benchmarks.bench_calls import build_script
+
+        return build_script(seconds or 30.0)
     raise ValueError(f"unknown script {name!r}")
 
 

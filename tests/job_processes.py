@@ -393,14 +393,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS, USS) of ``pid`` in MB; USS is what only this process holds (private pages)."""
+def memory_mb(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS of ``pid`` in MB: USS counts only the pages no other process shares
+    (what the process itself costs), PSS shares each shared page among its sharers."""
     values: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         name, _, rest = line.partition(":")
         values[name] = int(rest.split()[0])  # kB
     uss = values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
-    return values["Rss"] / 1024, uss / 1024
+    return {"rss": values["Rss"] / 1024, "pss": values["Pss"] / 1024, "uss": uss / 1024}
 
 
 def socket_inodes(pid: int) -> set[str]:
