@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,17 @@ async def _first_exchange(the_lab: jp.Lab, sids: list[str]) -> None:
     )
 
 
+def _in_a_lab(
+    factory: pytest.TempPathFactory,
+    name: str,
+    scenario: Callable[[jp.Lab], Awaitable[Outcome]],
+    **options: Any,
+) -> Outcome:
+    """Run one scenario in a lab of its own, torn down before the tests read the outcome."""
+    with jp.lab(factory.mktemp(name), **options) as the_lab:
+        return asyncio.run(scenario(the_lab))
+
+
 def _outcome(the_lab: jp.Lab, jobs: dict[str, Job], **facts: Any) -> Outcome:
     for job in jobs.values():
         job.truth = the_lab.truth(job.sid)
@@ -173,8 +185,7 @@ def _outcome(the_lab: jp.Lab, jobs: dict[str, Job], **facts: Any) -> Outcome:
 
 @pytest.fixture(scope="module")
 def workers_life(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
-    with jp.lab(tmp_path_factory.mktemp("life")) as the_lab:
-        return asyncio.run(_a_workers_life(the_lab))
+    return _in_a_lab(tmp_path_factory, "life", _a_workers_life)
 
 
 async def _a_workers_life(the_lab: jp.Lab) -> Outcome:
@@ -338,8 +349,7 @@ def test_worker_and_job_processes_share_nothing_and_deliver_once(workers_life: O
 
 @pytest.fixture(scope="module")
 def outage_and_kill(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
-    with jp.lab(tmp_path_factory.mktemp("outage")) as the_lab:
-        return asyncio.run(_an_outage_and_a_kill(the_lab))
+    return _in_a_lab(tmp_path_factory, "outage", _an_outage_and_a_kill)
 
 
 async def _an_outage_and_a_kill(the_lab: jp.Lab) -> Outcome:
@@ -554,8 +564,7 @@ def test_a_call_folder_whose_removal_was_cut_short_is_not_sent_again(tmp_path: P
 
 @pytest.fixture(scope="module")
 def spawned_outage(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
-    with jp.lab(tmp_path_factory.mktemp("spawn"), mp_context="spawn") as the_lab:
-        return asyncio.run(_a_spawned_outage(the_lab))
+    return _in_a_lab(tmp_path_factory, "spawn", _a_spawned_outage, mp_context="spawn")
 
 
 async def _a_spawned_outage(the_lab: jp.Lab) -> Outcome:
