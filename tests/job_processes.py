@@ -35,6 +35,7 @@ from livekit.agents import ipc, job
 from livekit.agents.job import JobExecutorType
 from livekit.protocol import agent, models
 
+import roark
 from roark.testing import LocalRoark
 
 from .job_calls import TRUTH_DIR_ENV
@@ -91,21 +92,39 @@ class LogRecords(logging.Handler):
 
 
 def blamed_on_roark(record: logging.LogRecord) -> bool:
-    """Whether a warning or error may be roark's doing: roark's own, and every LiveKit
-    warning except a report of a blocked event loop whose innermost sampled frame (or the
-    module being imported) is not roark's (its test helpers, the "user's" code, aside)."""
+    """Whether a warning or error may be roark's doing: roark's own, and every LiveKit warning
+    except a report of a blocked event loop (or a slow import on it) where the innermost
+    sampled frame of the agent's or roark's code is not roark's: the agent (here the tests
+    and roark's scripted test parts) or only LiveKit and the standard library were at work."""
     if not record.name.startswith("livekit"):
         return True
     stack, importing = getattr(record, "stack", None), getattr(record, "import", None)
     if stack is None and importing is None:
         return True
     frames = [ln for ln in str(stack or "").splitlines() if ln.lstrip().startswith("File ")]
-    module = str(importing or "").replace(".", "/") + "/"
-    return _is_roark(frames[-1] if frames else "") or _is_roark(module)
+    whose = [_whose_file(frame) for frame in frames]
+    if importing:
+        whose.append(_whose_module(str(importing)))
+    for owner in reversed(whose):
+        if owner is not None:
+            return owner == "roark"
+    return False
 
 
-def _is_roark(where: str) -> bool:
-    return "roark/" in where and "roark/testing/" not in where
+_ROARK_DIR = str(Path(roark.__file__).parent) + os.sep
+_AGENT_DIRS = (_ROARK_DIR + "testing" + os.sep, str(Path(__file__).parent) + os.sep)
+
+
+def _whose_file(frame: str) -> str | None:
+    if any(folder in frame for folder in _AGENT_DIRS):
+        return "agent"
+    return "roark" if _ROARK_DIR in frame else None
+
+
+def _whose_module(name: str) -> str | None:
+    if name.startswith(("roark.testing", "tests.")):
+        return "agent"
+    return "roark" if name == "roark" or name.startswith("roark.") else None
 
 
 # -- the lab ------------------------------------------------------------------------------
