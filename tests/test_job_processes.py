@@ -202,7 +202,6 @@ async def _a_workers_life(the_lab: jp.Lab) -> Outcome:
         # the caller of the normal call hangs up: its process exits on its own
         normal_job.received = await _received(the_lab, normal_job.sid)
         await jp.wait_until(lambda: normal_job.proc.closed_at, 30.0, "the normal call's exit")
-        exited_on_its_own = normal_job.proc.closed_at
 
         # a second worker starts on the same spool (a restart on the same machine) while
         # the calls go on: its recovery pass must leave the live calls alone
@@ -226,7 +225,6 @@ async def _a_workers_life(the_lab: jp.Lab) -> Outcome:
         jobs,
         normal=normal_job.sid,
         cut=cut_sids,
-        exited_on_its_own=exited_on_its_own,
         closed_at=closed_at,
         sharing=sharing,
         second_worker=second_worker,
