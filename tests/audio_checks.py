@@ -50,3 +50,28 @@ def energy(channel: np.ndarray, rate: int, start: float, end: float) -> float:
     lo, hi = max(0, round(start * rate)), max(0, round(end * rate))
     piece = channel[lo:hi].astype(np.float64)
     return float(np.sqrt(np.mean(piece**2)) / 32768) if len(piece) else 0.0
+
+
+def check_placement(
+    rec: np.ndarray,
+    rate: int,
+    user: list[tuple[float, float]],
+    agent: list[tuple[float, float]],
+    tolerance: float,
+) -> None:
+    """Each side's speech is one run on its own channel where it happened, and only there.
+
+    ``user`` and ``agent`` are the (onset, offset) seconds, from the recording's first sample,
+    where the caller really spoke and the agent's audio really played.
+    """
+    left, right = active_runs(rec[:, 0], rate), active_runs(rec[:, 1], rate)
+    assert len(left) == len(user), (left, user)
+    assert len(right) == len(agent), (right, agent)
+    for (got_on, got_off), (want_on, want_off) in zip(left + right, user + agent, strict=True):
+        assert abs(got_on - want_on) < tolerance, (got_on, want_on)
+        assert abs(got_off - want_off) < tolerance, (got_off, want_off)
+    # nothing of one side leaks onto the other (where they did not really talk over each other)
+    for mine, theirs, other in ((user, agent, 1), (agent, user, 0)):
+        for on, off in mine:
+            if not any(a < off and on < b for a, b in theirs):
+                assert energy(rec[:, other], rate, on + tolerance, off - tolerance) == 0.0

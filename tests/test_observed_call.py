@@ -34,7 +34,7 @@ from roark.testing.scripted import (
     run_job,
 )
 
-from .audio_checks import active_runs, energy, parse_iso
+from .audio_checks import active_runs, check_placement, energy, parse_iso
 
 PROMPT = "You are a support agent for an online shop."
 GREETING = "Hello! How can I help you today?"
@@ -353,17 +353,7 @@ def _check_placement(
     rec = obs.received.recording
     rate = obs.received.sample_rate
     assert rec is not None and rate is not None
-    left, right = active_runs(rec[:, 0], rate), active_runs(rec[:, 1], rate)
-    assert len(left) == len(user), (left, user)
-    assert len(right) == len(agent), (right, agent)
-    for (got_on, got_off), (want_on, want_off) in zip(left + right, user + agent, strict=True):
-        assert abs(got_on - want_on) < tolerance, (got_on, want_on)
-        assert abs(got_off - want_off) < tolerance, (got_off, want_off)
-    # nothing of one side leaks onto the other (where they did not really talk over each other)
-    for mine, theirs, other in ((user, agent, 1), (agent, user, 0)):
-        for on, off in mine:
-            if not any(a < off and on < b for a, b in theirs):
-                assert energy(rec[:, other], rate, on + tolerance, off - tolerance) == 0.0
+    check_placement(rec, rate, user, agent, tolerance)
 
 
 def test_speech_lands_where_it_was_spoken_and_played(observed: dict[str, Observed]) -> None:
