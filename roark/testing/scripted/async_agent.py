@@ -4,8 +4,9 @@ A tool that calls ``ctx.update()`` hands its first update to the LLM as the call
 and goes on in the background; LiveKit adds its later updates and its real return value
 (or its error) to the history as ``<call id>_update_N`` / ``<call id>_final`` function
 call and output pairs and emits ``tool_execution_updated`` for them, not
-``function_tools_executed``. ``ParcelAgent``'s ``track_parcel`` ends with a result after
-``delay`` seconds, ``request_refund`` with a ``ToolError``.
+``function_tools_executed``. ``ParcelAgent``'s ``track_parcel`` ends with a result
+``track_seconds`` after its update, ``request_refund`` with a ``ToolError`` after
+``refund_seconds``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ class ParcelAgent(SupportAgent):
         call = ScriptedCall(script, tools_agent=ParcelAgent)
     """
 
-    delay = 0.6
-    """Seconds an async tool works after its first update."""
+    track_seconds = 2.4
+    """Seconds ``track_parcel`` works after its first update."""
+    refund_seconds = 0.1
+    """Seconds ``request_refund`` works after its first update."""
 
     @function_tool
     async def track_parcel(self, ctx: RunContext, order_id: str) -> str:
@@ -39,7 +42,7 @@ class ParcelAgent(SupportAgent):
             order_id: The order number.
         """
         await ctx.update(f"Tracking the parcel of order {order_id}.")
-        await asyncio.sleep(self.delay)
+        await asyncio.sleep(self.track_seconds)
         return f"The parcel of order {order_id} is in Lyon."
 
     @function_tool
@@ -50,5 +53,5 @@ class ParcelAgent(SupportAgent):
             order_id: The order number.
         """
         await ctx.update(f"Asking for a refund of order {order_id}.")
-        await asyncio.sleep(self.delay / 2)
+        await asyncio.sleep(self.refund_seconds)
         raise ToolError(f"Order {order_id} was already refunded.")
