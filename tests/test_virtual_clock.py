@@ -22,7 +22,7 @@ from livekit.agents import JobContext
 from roark.testing import LocalRoark, observed_by_local_roark
 from roark.testing.scripted import ScriptedCall, SupportAgent
 
-from .audio_checks import active_runs, parse_iso
+from .audio_checks import active_runs, check_placement, parse_iso
 from .calls import ANSWER, GREETING, QUESTION, short_script
 from .scenarios import Scenario, run_scenario
 
@@ -68,6 +68,10 @@ async def _body(ctx: JobContext, scenario: Scenario) -> None:
     session = scenario.session = scenario.call.build_session()
     # the session's own order: the order it added its conversation items in
     added: list[tuple[str, str]] = scenario.seen.setdefault("added", [])
+    # where the speaker started each segment, on the loop's clock (no test clock moves it)
+    loop = asyncio.get_running_loop()
+    played_at: list[float] = scenario.seen.setdefault("played_at", [])
+    scenario.call.output.on("playback_started", lambda _ev: played_at.append(loop.time()))
     session.on(
         "conversation_item_added",
         lambda ev: (
@@ -114,10 +118,11 @@ MOVED_CLOCK = (
     "a frozen or ticking test clock changes that difference all the time"
 )
 MOVED_RECORDING = (
-    MOVED_CLOCK + ": the agent's playback starts (PlaybackStartedEvent.created_at, "
-    "time.time()) land on top of each other under a frozen clock, and the processor's "
-    "time.time() 'now' (worker.py -> CallAssembler.handle/tick) stretches the recording's "
-    "silence under a ticking one"
+    MOVED_CLOCK + ": the agent's playback starts (PlaybackStartedEvent.created_at, a "
+    "time.time() stamp, through AgentAudioTap._on_started -> CallClock.from_wall) land on "
+    "top of each other under a frozen clock and seconds late under a ticking one, whose "
+    "time.time() 'now' in the processor (worker.py -> CallAssembler.handle/tick) also "
+    "stretches the recording's silence"
 )
 MOVED_TRANSCRIPT = (
     MOVED_CLOCK + "; LiveKit's own stamps mix both clocks besides (ChatMessage.created_at's "
@@ -125,6 +130,24 @@ MOVED_TRANSCRIPT = (
     "playback stamps read the patched one), and roark orders the transcript by those "
     "stamps (assembler.py build_call_ended sorts by audioOffsetMs)"
 )
+
+
+def _truth_on_loop_clock(run: Scenario) -> tuple[list, list]:
+    """Where each side really was, from the caller's run on the recording and loop times.
+
+    The caller's audio is stamped by roark's own clock, so its run on the left channel is
+    where it was spoken; the agent's segments started ``played_at - spoken_at`` later.
+    """
+    assert run.call is not None
+    rec, rate = run.got.recording, run.got.sample_rate
+    ((heard_on, heard_off),) = active_runs(rec[:, 0], rate)
+    (turn,) = run.call.script.user_turns
+    spoken_at = run.call.input.started_loop_time + turn.at
+    agent = [
+        (heard_on + at - spoken_at, heard_on + at - spoken_at + segment.played_seconds)
+        for at, segment in zip(run.seen["played_at"], run.call.output.segments, strict=True)
+    ]
+    return [(heard_on, heard_off)], agent
 
 
 @pytest.mark.parametrize(
@@ -135,13 +158,12 @@ MOVED_TRANSCRIPT = (
         "travelled",
     ],
 )
-def test_recording_as_long_as_the_call_with_each_turn_once(
-    runs: dict[str, Scenario], clock: str
-) -> None:
+def test_recording_places_each_turn_where_it_played(runs: dict[str, Scenario], clock: str) -> None:
     run = runs[clock]
     rec, rate = run.got.recording, run.got.sample_rate
-    assert len(active_runs(rec[:, 0], rate)) == 1
-    assert len(active_runs(rec[:, 1], rate)) == 2
+    user, agent = _truth_on_loop_clock(run)
+    assert [round(off - on, 2) for on, off in user] == [0.8]
+    check_placement(rec, rate, user, agent, TOLERANCE)
     ended = run.got.ended
     call_seconds = parse_iso(ended["callEndedAt"]) - parse_iso(ended["callStartedAt"])
     assert abs(run.got.duration_s - call_seconds) < 0.05
