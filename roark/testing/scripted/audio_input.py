@@ -99,6 +99,15 @@ class ScriptedAudioInput(io.AudioInput):
         return [(base + start / rate, base + end / rate) for start, end in self._bounds]
 
     @property
+    def started_loop_time(self) -> float | None:
+        """Event loop time (``loop.time()``) the first frame was due; ``None`` before it.
+
+        Unlike ``started_at`` it does not follow ``time.time()``, so it stays true under a
+        test clock that patches the wall clock.
+        """
+        return self._t0
+
+    @property
     def sample_rate(self) -> int:
         return self._sample_rate
 

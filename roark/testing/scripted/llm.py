@@ -44,6 +44,8 @@ class ScriptedLLM(llm.LLM):
         llm = ScriptedLLM([LLMReply("Hello there.")], prompt_tokens=50, completion_tokens=20)
     """
 
+    _stream_type: type[_ScriptedLLMStream]
+
     def __init__(
         self,
         replies: Sequence[LLMReply],
@@ -89,7 +91,7 @@ class ScriptedLLM(llm.LLM):
         reply = self._replies.popleft() if self._replies else LLMReply(self._fallback_text)
         self.requests.append(chat_ctx.copy())
         self.replies_used.append(reply)
-        return _ScriptedLLMStream(
+        return self._stream_type(
             self, reply=reply, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options
         )
 
@@ -148,3 +150,6 @@ class _ScriptedLLMStream(llm.LLMStream):
                 ),
             )
         )
+
+
+ScriptedLLM._stream_type = _ScriptedLLMStream
