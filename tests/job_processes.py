@@ -23,6 +23,7 @@ import json
 import logging
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -46,6 +47,7 @@ INITIALIZE_PROCESS_TIMEOUT = 10.0
 # what AgentServer preloads in its forkserver when no plugin is registered
 FORKSERVER_PRELOAD = ["livekit.agents.ipc._preload", "livekit.agents.ipc._preload_freeze"]
 ROARK_AGENT = "tests.job_agent"
+REPO = Path(__file__).resolve().parent.parent
 
 
 # -- logs ---------------------------------------------------------------------------------
@@ -401,6 +403,32 @@ async def wait_until(predicate: Callable[[], Any], timeout: float, what: str) ->
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+def leave_orphans(the_lab: Lab, count: int) -> dict[str, str]:
+    """``count`` calls left in the lab's spool by a process that died, for the lab's Roark
+    (which refuses the key meanwhile, so that none of it arrives): ``{call id: kind}``."""
+    the_lab.server.revoke_key()
+    try:
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.make_orphans",
+                str(the_lab.spool),
+                str(count),
+                the_lab.server.base_url,
+                the_lab.server.api_key,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+    finally:
+        the_lab.server.restore_key()
+    return dict(line.split() for line in made.stdout.splitlines())
 
 
 # -- /proc ----------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
-"""A process that dies leaving calls in a spool: ``python -m tests.make_orphans SPOOL COUNT``.
+"""A process that dies leaving calls in a spool:
+``python -m tests.make_orphans SPOOL COUNT BASE_URL API_KEY``.
 
 Each call is fed straight into roark's worker (``tests/synthetic.py``): six seconds of a
-caller's question and the agent's answer, stamped from now. Nothing reaches any Roark (the
-local one this process talks to refuses the key), and once every call is on disk the
-process ends with ``os._exit``, as a killed process would: no flush, no atexit, its spool
-locks released by the kernel. Calls with an even number had ended before that (three chunks
-each); odd ones were still going on (two whole chunks spooled). Prints one line per call:
-``<call id> ended|in-flight``.
+caller's question and the agent's answer, stamped from now, spooled for the Roark at
+``BASE_URL`` with ``API_KEY`` (a spooled call belongs to that destination). Nothing may reach
+that Roark meanwhile: the caller makes it refuse the key (``leave_orphans`` in
+``tests/job_processes.py`` does). Once every call is on disk the process ends with
+``os._exit``, as a killed process would: no flush, no atexit, its spool locks released by
+the kernel. Calls with an even number had ended before that (three chunks each); odd ones
+were still going on (two whole chunks and the recording's tail spooled: three chunks too,
+once recovered). Prints one line per call: ``<call id> ended|in-flight``.
 """
 
 from __future__ import annotations
@@ -17,14 +20,13 @@ import time
 from pathlib import Path
 
 import roark
-from roark.testing import LocalRoark
 
 from .synthetic import SyntheticCall
 
 CALL_SECONDS = 6.0
 # what the spool holds once a call of CALL_SECONDS is written down (its layout's names)
 ENDED_FILE = "zzz-ended.json"
-SECOND_CHUNK_FILE = "c0000001.pcm"
+THIRD_CHUNK_TAIL_FILE = "t0000002.pcm"
 
 
 def orphan_id(n: int) -> str:
@@ -33,14 +35,12 @@ def orphan_id(n: int) -> str:
 
 def _spooled(spool: Path, call: SyntheticCall, ended: bool) -> bool:
     folder = spool / call.key
-    return (folder / (ENDED_FILE if ended else SECOND_CHUNK_FILE)).exists()
+    return (folder / (ENDED_FILE if ended else THIRD_CHUNK_TAIL_FILE)).exists()
 
 
 def main() -> int:
-    spool, count = Path(sys.argv[1]), int(sys.argv[2])
-    server = LocalRoark().start()
-    server.revoke_key()
-    client = roark.configure(api_key=server.api_key, base_url=server.base_url, spool_dir=spool)
+    spool, count, base_url, api_key = Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:5]
+    client = roark.configure(api_key=api_key, base_url=base_url, spool_dir=spool)
     assert client.worker is not None
     calls = []
     for n in range(count):

@@ -20,6 +20,8 @@ from roark._threads.spool import CallSpool
 from roark._threads.worker import Worker
 from roark.testing import LocalRoark
 
+from . import child_speaking as speaking
+from .audio_checks import assert_speech_at
 from .calls import GREETING, QUESTION
 from .synthetic import SyntheticCall
 
@@ -113,6 +115,39 @@ def test_a_call_killed_mid_way_is_delivered_by_the_next_process(
         10,
         "spool not emptied",
     )
+
+
+def test_a_process_killed_while_its_agent_speaks_keeps_the_turn_up_to_the_kill(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    spool = tmp_path / "speaking-spool"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.child_speaking", roark_server.base_url]
+        + [roark_server.api_key, str(spool)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert child.stdout is not None
+    t0 = float(child.stdout.readline().split()[1])
+    assert child.stdout.readline().strip() == "PLAYING"
+    # killed 2.5 s into the agent's turn of 6 s: its playback never reported finished
+    _wait(lambda: time.time() >= t0 + speaking.AGENT_FROM + 2.5, 10, "the agent's turn")
+    killed_at = time.time()
+    child.kill()
+    child.wait(10)
+
+    roark.configure(api_key=roark_server.api_key, base_url=roark_server.base_url, spool_dir=spool)
+    received = roark_server.wait_for_call(speaking.CALL_ID, timeout=30)
+    assert received.reason == PROCESS_DIED
+    assert received.recording is not None and received.sample_rate == speaking.RATE
+    # a kill loses at most the last half second of the recording
+    assert killed_at - t0 - 0.5 <= received.duration_s <= killed_at - t0
+    # the caller where they spoke; the agent from where its turn began up to the kill
+    agent = [(speaking.AGENT_FROM, received.duration_s)]
+    assert_speech_at(received.recording, speaking.RATE, [speaking.CALLER_SPEAKS], agent, 0.03)
+    assert received.chunk_puts == list(range(len(received.chunks)))
 
 
 def _iso_seconds(stamp: str) -> float:

@@ -165,9 +165,12 @@ class CallAssembler:
             self._end(record)
 
     def cut(self, now: float) -> None:
-        """Cut what of the recording can no longer change into chunks."""
+        """Cut what of the recording can no longer change, and keep its tail in the spool."""
         if self.recording is not None and not self.ended:
-            self.recording.cut(self.clock.from_wall(now))
+            now = self.clock.from_wall(now)
+            self.recording.cut(now)
+            if self.spool.durable:
+                self.recording.sync_tail(now)
 
     def _begin(self, record: Begin) -> None:
         self.started_at = record.at
@@ -177,9 +180,11 @@ class CallAssembler:
                 sample_rate=self.settings.recording_sample_rate or record.sample_rate,
                 chunk_bytes=self.settings.chunk_bytes,
                 emit=self._chunk,
+                tail=self.spool.write_tail,
             )
         self._details = record.details
-        self.spool.note_start(record.at, record.call_id)
+        details = record.details
+        self.spool.note_start(record.at, record.call_id, details.agent_id, details.is_test)
         if record.call_id:
             self._set_call_id(record.call_id)
 
@@ -193,8 +198,7 @@ class CallAssembler:
 
     def _chunk(self, index: int, data: bytes) -> None:
         spooled = self.spool.put("chunk", data, index)
-        if index == 0:
-            self.spool.note_recording()  # for a recovery: the chunks left say how many more
+        self.spool.note_chunk(index)  # for a recovery: how many chunks Roark holds or will
         self._on_spooled(self, spooled)
 
     def _playback(self, record: PlaybackStarted | PlaybackProgressed | PlaybackFinished) -> None:
@@ -248,6 +252,7 @@ class CallAssembler:
             self._set_call_id(self.key)
         if self.recording is not None:
             self.recording.finish(record.at)
+            self.spool.end_recording()
         ended = wire.call_ended(
             call_id=self.call_id or self.key,
             started_at=self.started_at or record.at,

@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from .._config import Settings
 from .._failures import Stats
 from . import wire
-from .spool import CallSpool, Spool, Spooled
+from .spool import CallSpool, Spooled
+from .spool_files import NotOurs
+from .spool_folder import Entry, Spool
 from .transport import AuthError, RejectedError, Transport
 
 logger = logging.getLogger("roark.delivery")
@@ -43,6 +45,10 @@ RESEND_AFTER = (2.0, 60.0)
 AUTH_PROBE_INTERVAL = 60.0
 # a call's next items to send also kept in memory (beyond them, only on disk)
 KEEP_IN_MEMORY = 4
+
+
+class Unreadable(Exception):
+    """A spooled item that cannot be sent as it is: not JSON, or not roark's own file."""
 
 
 class Action(enum.Enum):
@@ -60,8 +66,8 @@ def action_for(error: BaseException | None) -> Action:
         return Action.NEXT
     if isinstance(error, AuthError):
         return Action.PAUSE_ALL
-    # refused for good, or its spool file vanished (a cleaner, a removed folder)
-    if isinstance(error, (RejectedError, FileNotFoundError)):
+    # refused for good, its spool file vanished (a cleaner, a removed folder) or unreadable
+    if isinstance(error, (RejectedError, FileNotFoundError, Unreadable)):
         return Action.GIVE_UP
     return Action.RETRY_LATER  # transient failures outlasted the retry window
 
@@ -81,6 +87,8 @@ class Outbox:
     chunks_sent: int = 0
     chunk_lost: bool = False
     ended_queued: bool = False
+    #: dropped by the spool cap while a sender may hold it: that sender stops there
+    dropped: bool = False
 
 
 class Delivery:
@@ -156,12 +164,13 @@ class Delivery:
             if outbox.spool is not None:
                 outbox.spool.release()
 
-    def _retire(self, outbox: Outbox, *, delivered: bool) -> None:
+    def _retire(self, outbox: Outbox, *, delivered: bool, dropped: bool = False) -> None:
         """The call leaves delivery: delivered, given up, or dropped by the spool cap."""
         with self._lock:
             self._outboxes.pop(outbox.key, None)
             outbox.items.clear()
             outbox.scheduled = False
+            outbox.dropped = dropped
         if outbox.spool is not None:
             outbox.spool.remove()
         if not outbox.done.done():
@@ -240,6 +249,8 @@ class Delivery:
                 item = outbox.items[0]
             error = self._try(outbox, item)
             action = action_for(error)
+            if outbox.dropped:
+                return  # the spool cap dropped the call meanwhile
             if action is Action.PAUSE_ALL:
                 self._pause_all()
                 self._later(outbox, AUTH_PROBE_INTERVAL)
@@ -247,10 +258,12 @@ class Delivery:
             if action is Action.RETRY_LATER:
                 self._retry_later(outbox, error)
                 return
+            with self._lock:
+                if outbox.dropped:
+                    return  # the spool cap dropped the call meanwhile: nothing left to do
+                outbox.items.popleft()
             if action is Action.GIVE_UP:
                 self._give_up(outbox, item, error)
-            with self._lock:
-                outbox.items.popleft()
             item.remove()
             if item.kind == "ended":
                 self._retire(outbox, delivered=action is Action.NEXT)
@@ -269,11 +282,14 @@ class Delivery:
             if outbox.chunk_lost:
                 return  # the recording is already broken; later chunks would only shift it
             assert outbox.call_id
-            self._transport.upload_chunk(outbox.call_id, item.index, item.read(), deadline)
+            self._transport.upload_chunk(outbox.call_id, item.index, _read(item), deadline)
             outbox.chunks_sent += 1
             self._stats.add("chunks")
             return
-        event = json.loads(item.read())
+        try:
+            event = json.loads(_read(item))
+        except ValueError as exc:
+            raise Unreadable(f"not JSON ({exc})") from None
         if item.kind == "ended" and outbox.chunks_sent == 0:
             # no recording to advertise (after a lost chunk none follows it: the recording
             # Roark builds ends at the hole rather than shifting all that came after)
@@ -300,9 +316,11 @@ class Delivery:
         self._later(outbox, min(RESEND_AFTER[1], RESEND_AFTER[0] * 2**outbox.failures))
 
     def _give_up(self, outbox: Outbox, item: Spooled, error: BaseException | None) -> None:
-        lost = isinstance(error, FileNotFoundError)
+        lost = isinstance(error, (FileNotFoundError, Unreadable))
         self._stats.add("lost_from_spool" if lost else "refused")
         why = f"lost from the spool ({error})" if lost else f"refused by Roark ({error})"
+        if isinstance(error, Unreadable) and item.path is not None and outbox.spool is not None:
+            outbox.spool.quarantine(item.path, f"call {outbox.call_id}: {error}")
         if item.kind == "chunk":
             outbox.chunk_lost = True
             logger.warning(
@@ -316,36 +334,42 @@ class Delivery:
 
     # -- the spool cap -------------------------------------------------------------------
 
-    def enforce_spool_cap(self, spool: Spool, live: set[str]) -> None:
-        """Over ``spool_max_bytes``: drop the oldest whole calls (never one still going on)."""
-        if spool.root is None:
-            return
-        sizes = spool.call_sizes()
-        total = sum(size for _, _, size in sizes)
-        for _, key, size in sizes:
-            if total <= spool.max_bytes:
+    def make_room(self, spool: Spool, needed: int) -> None:
+        """Drop whole calls, oldest first, until ``needed`` more bytes fit in the spool: calls
+        being retried too, never one still going on in this process (nor in another)."""
+        for entry in spool.entries():
+            if spool.over_by(needed) <= 0:
                 return
-            dropped = None if key in live else self._drop(spool, key)
-            if dropped is not None:
-                total -= size
-                self._stats.add("dropped_over_spool_cap")
-                logger.warning(
-                    "spool over its %d-byte cap: dropped undelivered call %s (%d bytes)",
-                    spool.max_bytes,
-                    dropped,
-                    size,
-                )
-        if total > spool.max_bytes and self._stats.add("spool_over_cap") == 1:
-            logger.warning("spool over its cap with calls still going on; keeping them")
+            dropped = self._drop(spool, entry)
+            if dropped is None:
+                continue
+            spool.count(-entry.size)
+            self._stats.add("dropped_over_spool_cap")
+            logger.warning(
+                "spool over its %d-byte cap: dropped %s (%d bytes)",
+                spool.max_bytes,
+                dropped,
+                entry.size,
+            )
 
-    def _drop(self, spool: Spool, key: str) -> str | None:
-        """Drop call ``key`` from the spool; the call's name, or None when it must stay."""
+    def _drop(self, spool: Spool, entry: Entry) -> str | None:
+        """Drop one call folder or quarantined item; what it was, or None when it must stay."""
+        if entry.quarantined:
+            return f"{entry.name} from the quarantine" if spool.drop(entry) else None
         with self._lock:
-            outbox = self._outboxes.get(key)
-            if outbox is not None and outbox.scheduled:
-                return None  # being sent right now; it will leave the spool by itself
+            outbox = self._outboxes.get(entry.name)
+            if outbox is not None and not outbox.ended_queued:
+                return None  # still going on
         if outbox is None:
-            # not one of ours (a call of a process that stopped, not adopted yet)
-            return key if spool.drop_if_unowned(key) else None
-        self._retire(outbox, delivered=False)
-        return outbox.call_id or key
+            # not one of ours: a call of a process that stopped (or of another destination)
+            name = spool.call_id_of(entry.name)
+            return f"undelivered call {name}" if spool.drop(entry) else None
+        self._retire(outbox, delivered=False, dropped=True)
+        return f"undelivered call {outbox.call_id or outbox.key}"
+
+
+def _read(item: Spooled) -> bytes:
+    try:
+        return item.read()
+    except NotOurs as exc:
+        raise Unreadable(str(exc)) from None

@@ -2,9 +2,15 @@
 
 Both channels are placed on the wall clock from ``t0`` (the call's start, the recording's
 first sample): the caller's audio where it arrived, the agent's where its playback started,
-for as long as it actually played. Whatever nothing was placed over is real silence. Chunks
-leave as soon as the timeline behind them can no longer change, so memory stays bounded by
-the longest agent turn in flight, not by the call.
+for as long as it actually played. Whatever nothing was placed over is real silence. The
+timeline is cut as soon as it can no longer change, and leaves in chunks of ``chunk_bytes``,
+so memory stays bounded by the longest agent turn in flight, not by the call.
+
+The tail (everything after the last chunk, as it stands: an agent turn still playing is
+placed as if it played on) is handed to ``tail`` every pass, as changes to a file that only
+grows unless something already written changed: a process killed mid-call loses only what
+came after the last pass, and the tail becomes the next chunk's file without being written
+again.
 """
 
 from __future__ import annotations
@@ -141,6 +147,14 @@ class _Resampler:
         return _join(self._inner.flush())
 
 
+def _int16(block: np.ndarray) -> np.ndarray:
+    """Float samples (full scale 1.0) as int16, rounded and clipped; ``block`` is reused."""
+    block *= 32768.0
+    np.rint(block, out=block)
+    np.clip(block, -32768, 32767, out=block)
+    return block.astype(np.int16)
+
+
 def _join(frames: list[rtc.AudioFrame]) -> np.ndarray:
     if not frames:
         return np.zeros(0, dtype=np.float32)
@@ -175,20 +189,24 @@ class _Track:
         return sum(len(samples) for _, samples in self._placed)
 
     def take(self, start: int, end: int) -> np.ndarray:
-        block = np.zeros(end - start, dtype=np.float32)
+        """Samples ``start..end`` (what nothing was placed over is silence), then forgotten."""
+        block = self.peek(start, end)
         keep: list[tuple[int, np.ndarray]] = []
         for pos, samples in self._placed:
             stop = pos + len(samples)
-            if stop <= start:
-                continue
             if pos >= end:
                 keep.append((pos, samples))
-                continue
-            lo, hi = max(pos, start), min(stop, end)
-            block[lo - start : hi - start] += samples[lo - pos : hi - pos]
-            if stop > end:
+            elif stop > end:
                 keep.append((end, samples[end - pos :]))
         self._placed = keep
+        return block
+
+    def peek(self, start: int, end: int) -> np.ndarray:
+        block = np.zeros(end - start, dtype=np.float32)
+        for pos, samples in self._placed:
+            lo, hi = max(pos, start), min(pos + len(samples), end)
+            if lo < hi:
+                block[lo - start : hi - start] += samples[lo - pos : hi - pos]
         return block
 
 
@@ -218,18 +236,24 @@ class Recording:
         sample_rate: int,
         chunk_bytes: int,
         emit: Callable[[int, bytes], None],
+        tail: Callable[[int, int, bytes], None] | None = None,
     ) -> None:
         self.t0 = t0
         self.rate = sample_rate
         self._emit = emit
+        #: (chunk index, bytes to keep, bytes that follow): the tail file of that chunk
+        self._tail_out = tail
         self._chunk_frames = chunk_bytes // 4
         self._tracks = (_Track(), _Track())
-        self._cursor = 0  # samples already cut into chunks
+        self._cursor = 0  # samples already cut (into chunks, or pending)
         #: most samples ever held at once (placed ahead of the cursor plus not yet a chunk)
         self.high_water = 0
-        self._pending: list[np.ndarray] = []  # stereo int16 blocks not yet a full chunk
-        self._pending_frames = 0
+        self._pending = bytearray()  # cut, encoded, not yet a whole chunk
         self.chunks = 0
+        # the tail as last handed out: its length, and from where it may have changed since
+        self._tail_frames = 0
+        self._rendered_to = 0
+        self._changed_from: int | None = None
         # caller run state
         self._in_resampler: _Resampler | None = None
         self._run_start: float | None = None
@@ -294,6 +318,7 @@ class Recording:
     def _place_input(self, samples: np.ndarray) -> None:
         assert self._run_start is not None
         start = self.sample_at(self._run_start) + self._run_samples
+        self._changed(start)
         self._tracks[0].place(start, samples, self._cursor)
         self._run_samples += len(samples)
 
@@ -314,6 +339,10 @@ class Recording:
         seg = self._segments.get(segment)
         if seg is None:
             seg = self._segments[segment] = _AgentSegment(captured_at=at, rate=rate)
+        if seg.started_at is not None and not seg.progressed and seg.rate:
+            # playing already: the tail handed out so far ended where its audio did
+            captured = sum(len(part) for part in seg.parts) * self.rate // seg.rate
+            self._changed(self.sample_at(seg.started_at) + captured)
         mono = mono_pcm(data, channels)
         if rate != seg.rate and seg.parts:
             # a sink that changes rate mid-segment: keep the segment at its first rate
@@ -327,6 +356,7 @@ class Recording:
         seg = self._segments.get(segment)
         if seg is not None and seg.started_at is None:
             seg.started_at = at
+            self._changed(self.sample_at(at))
 
     def playback_progressed(
         self, segment: int, started_at: float, offset: float, dur: float
@@ -344,6 +374,7 @@ class Recording:
             return
         if not seg.progressed:
             started = seg.started_at if seg.started_at is not None else at - played
+            self._changed(self.sample_at(started))  # the tail placed it as if it played on
             self._place_output(seg, started, 0.0, played)
 
     def _place_output(
@@ -358,6 +389,7 @@ class Recording:
             return
         resampler = _Resampler(seg.rate, self.rate)
         piece = np.concatenate([resampler.push(audio[lo:hi]), resampler.flush()])
+        self._changed(self.sample_at(started_at))
         self._tracks[1].place(self.sample_at(started_at), piece, self._cursor)
 
     # -- chunks ----------------------------------------------------------------------------
@@ -379,10 +411,14 @@ class Recording:
         return end
 
     def cut(self, now: float) -> None:
+        """Cut the timeline as far as it can no longer change, once that makes a whole chunk.
+
+        Only in whole chunks: a caller run re-anchored a little earlier (a stalled loop
+        handing over a burst of frames) still finds its place behind the settled point; the
+        tail (``sync_tail``) has everything after the cut as it stands."""
         self._resample_input()
         end = self._settled(now)
-        # cut in whole chunks: fewer, larger numpy operations (finish() cuts the rest)
-        if end - self._cursor + self._pending_frames >= self._chunk_frames:
+        if end - self._cursor + len(self._pending) // 4 >= self._chunk_frames:
             self._advance(end)
 
     def _advance(self, end: int) -> None:
@@ -392,26 +428,91 @@ class Recording:
         block[:, 0] = self._tracks[0].take(self._cursor, end)
         block[:, 1] = self._tracks[1].take(self._cursor, end)
         self._cursor = end
-        block *= 32768.0
-        np.rint(block, out=block)
-        np.clip(block, -32768, 32767, out=block)
-        block = block.astype(np.int16)
-        self._pending.append(block)
-        self._pending_frames += len(block)
-        while self._pending_frames >= self._chunk_frames:
-            joined = np.concatenate(self._pending)
-            self._emit_chunk(joined[: self._chunk_frames])
-            rest = joined[self._chunk_frames :]
-            self._pending = [rest] if len(rest) else []
-            self._pending_frames = len(rest)
-        held = self._pending_frames + sum(t.held() for t in self._tracks)
+        self._pending += self._encode(block)
+        chunk = self._chunk_frames * 4
+        while len(self._pending) >= chunk:
+            self._emit_chunk(bytes(self._pending[:chunk]))
+            del self._pending[:chunk]
+        held = len(self._pending) // 4 + sum(t.held() for t in self._tracks)
         self.high_water = max(self.high_water, held)
 
-    def _emit_chunk(self, frames: np.ndarray) -> None:
+    def _encode(self, block: np.ndarray) -> bytes:
+        """Float stereo frames as the contract's PCM (16-bit little-endian, interleaved)."""
         buf = io.BytesIO()
-        sf.write(buf, frames, self.rate, format="RAW", subtype="PCM_16", endian="LITTLE")
-        self._emit(self.chunks, buf.getvalue())
+        sf.write(buf, _int16(block), self.rate, format="RAW", subtype="PCM_16", endian="LITTLE")
+        return buf.getvalue()
+
+    def _emit_chunk(self, data: bytes) -> None:
+        self._emit(self.chunks, data)
         self.chunks += 1
+        # the tail was this chunk's file: the next one starts empty
+        self._tail_frames = 0
+        self._rendered_to = self.chunks * self._chunk_frames
+        self._changed_from = None
+
+    # -- the tail --------------------------------------------------------------------------
+
+    def _changed(self, position: int) -> None:
+        """The timeline may differ from ``position`` on from the tail handed out."""
+        if position < self._rendered_to:
+            old = self._changed_from
+            self._changed_from = position if old is None else min(old, position)
+
+    def sync_tail(self, now: float) -> None:
+        """Hand out the tail as of ``now``: what changed in it since the last time, and what
+        was added. Nothing leaves when nothing did."""
+        if self._tail_out is None:
+            return
+        start = self.chunks * self._chunk_frames
+        horizon = max(self._cursor, self.sample_at(self._tail_until(now)))
+        kept = self._tail_frames
+        if self._changed_from is not None:
+            kept = max(0, min(kept, self._changed_from - start))
+        self._changed_from = None
+        data = bytearray(self._pending[kept * 4 :])  # cut already: final
+        render_from = max(start + kept, self._cursor)
+        if horizon > render_from:
+            # the same bytes soundfile makes of them (raw little-endian int16), without its
+            # objects every pass: the tail file becomes the chunk soundfile encoded
+            data += _int16(self._render(render_from, horizon)).astype("<i2").tobytes()
+        if kept == self._tail_frames and not data:
+            return
+        self._tail_out(self.chunks, kept * 4, bytes(data))
+        self._tail_frames = kept + len(data) // 4
+        self._rendered_to = start + self._tail_frames
+
+    def _tail_until(self, now: float) -> float:
+        """How far the tail reaches: up to now, but no further than the caller's audio while
+        it streams (what arrives next would only rewrite silence written ahead of it)."""
+        if self._input_seen_at is None or now - self._input_seen_at > INPUT_STALL:
+            return now
+        return min(now, self._input_end)
+
+    def _render(self, start: int, end: int) -> np.ndarray:
+        """Samples ``start..end`` as they stand, an agent turn still playing placed as if it
+        played on (its end is not known yet)."""
+        block = np.empty((end - start, 2), dtype=np.float32)
+        block[:, 0] = self._tracks[0].peek(start, end)
+        block[:, 1] = self._tracks[1].peek(start, end)
+        for seg in self._segments.values():
+            if seg.started_at is not None and not seg.progressed and seg.rate:
+                self._render_playing(seg, block, start)
+        return block
+
+    def _render_playing(self, seg: _AgentSegment, block: np.ndarray, start: int) -> None:
+        at = self.sample_at(seg.started_at or 0.0)
+        audio, ratio = seg.audio(), seg.rate / self.rate
+        lo = max(0, start - at)  # in recording samples from the segment's start
+        hi = min(start + len(block) - at, int(len(audio) / ratio))
+        if hi <= lo:
+            return
+        if seg.rate == self.rate:
+            piece = audio[lo:hi].astype(np.float32) / 32768.0
+        else:
+            resampler = _Resampler(seg.rate, self.rate)
+            source = audio[int(lo * ratio) : min(len(audio), int(hi * ratio) + 2)]
+            piece = np.concatenate([resampler.push(source), resampler.flush()])[: hi - lo]
+        block[at + lo - start : at + lo - start + len(piece), 1] += piece
 
     def finish(self, ended_at: float) -> None:
         """Place everything still open and cut the rest of the recording up to ``ended_at``."""
@@ -423,9 +524,9 @@ class Recording:
             del self._segments[segment]
         end = max(self.sample_at(ended_at), self._tracks[0].end, self._tracks[1].end)
         self._advance(end)
-        if self._pending_frames:
-            self._emit_chunk(np.concatenate(self._pending))
-            self._pending, self._pending_frames = [], 0
+        if self._pending:
+            data, self._pending = bytes(self._pending), bytearray()
+            self._emit_chunk(data)
         dropped = sum(t.dropped for t in self._tracks)
         if dropped:
             logger.warning(

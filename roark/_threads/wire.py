@@ -314,3 +314,125 @@ def upload_url(answer: Any) -> str:
     if not isinstance(answer, dict) or not isinstance(answer.get("uploadUrl"), str):
         raise ValueError("upload URL answer carries no uploadUrl")
     return answer["uploadUrl"]
+
+
+# -- checking records read back (from the spool) -------------------------------------------
+
+_JSON = Union[type, "tuple[type, ...]"]
+_NUMBER = (int, float)
+# (required, optional) fields of each record and the JSON type of each
+_SHAPES: dict[str, tuple[dict[str, _JSON], dict[str, _JSON]]] = {
+    "call-started": (
+        {"event": str, "livekitCallId": str, "eventTimestamp": str, "agentId": str},
+        {
+            "isTest": bool,
+            "agentName": str,
+            "agentPrompt": str,
+            "roomSid": str,
+            "roomName": str,
+            "participantIdentity": str,
+            "jobId": str,
+            "metadata": dict,
+        },
+    ),
+    "call-ended": (
+        {
+            "event": str,
+            "livekitCallId": str,
+            "eventTimestamp": str,
+            "callStartedAt": str,
+            "callEndedAt": str,
+            "callEndedReason": str,
+            "transcript": list,
+            "toolCalls": list,
+            "metrics": list,
+        },
+        {"agentSpokeFirst": bool, "recordingSampleRate": int, "recordingNumChannels": int},
+    ),
+    "transcript": (
+        {
+            "role": str,
+            "content": str,
+            "timestamp": str,
+            "endTimestamp": str,
+            "audioOffsetMs": int,
+            "endAudioOffsetMs": int,
+        },
+        {"interrupted": bool, "language": str},
+    ),
+    "tool_call": (
+        {
+            "kind": str,
+            "toolCallId": str,
+            "name": str,
+            "arguments": str,
+            "timestamp": str,
+            "audioOffsetMs": int,
+        },
+        {},
+    ),
+    "tool_result": (
+        {
+            "kind": str,
+            "toolCallId": str,
+            "content": str,
+            "isError": bool,
+            "timestamp": str,
+            "audioOffsetMs": int,
+        },
+        {},
+    ),
+    "metric": ({"kind": str, "timestamp": str, "audioOffsetMs": int}, {"extra": dict}),
+}
+
+
+def _has_shape(value: Any, shape: str) -> bool:
+    if not isinstance(value, dict):
+        return False
+    required, optional = _SHAPES[shape]
+    for fields, needed in ((required, True), (optional, False)):
+        for name, kind in fields.items():
+            if name not in value:
+                if needed:
+                    return False
+                continue
+            got = value[name]
+            # JSON has no int/bool distinction in Python's sense: a bool is never a number
+            if isinstance(got, bool) and kind is not bool:
+                return False
+            if not isinstance(got, kind):
+                return False
+    return True
+
+
+def is_transcript_entry(value: Any) -> bool:
+    return _has_shape(value, "transcript") and value["role"] in ("user", "assistant", "system")
+
+
+def is_tool_record(value: Any) -> bool:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    return kind in ("tool_call", "tool_result") and _has_shape(value, kind)
+
+
+def is_metric(value: Any) -> bool:
+    if not _has_shape(value, "metric"):
+        return False
+    return all(
+        isinstance(v, (str, bool)) or (isinstance(v, _NUMBER) and finite(v) is not None)
+        for k, v in value.items()
+        if k != "extra"
+    )
+
+
+def is_call_started(value: Any) -> bool:
+    return _has_shape(value, "call-started") and value["event"] == "call-started"
+
+
+def is_call_ended(value: Any) -> bool:
+    if not (_has_shape(value, "call-ended") and value["event"] == "call-ended"):
+        return False
+    return (
+        all(map(is_transcript_entry, value["transcript"]))
+        and all(map(is_tool_record, value["toolCalls"]))
+        and all(map(is_metric, value["metrics"]))
+    )

@@ -6,9 +6,10 @@ calls left in the spool by processes that stopped (``recovery``).
 
 Threading invariants:
 
-- The processor thread is the only one that touches a ``CallAssembler`` (recording, records,
-  spool writes) and ``Worker.calls``. It also serves as the clock that wakes calls waiting
-  out a failure and that enforces the spool cap.
+- The processor thread is the only one that touches a ``CallAssembler`` (recording, its
+  tail, records, spool writes) and ``Worker.calls``. It also serves as the clock that wakes
+  calls waiting out a failure, retries removals that failed and rescans the spool; any
+  thread that writes to the spool keeps it under its cap (``Spool.reserve``).
 - All threads are daemons owned by ``Worker``: ``stop()`` asks them to finish and joins them
   with a timeout; a Roark that hangs can delay process exit by at most the shutdown budget.
 - After a fork only the forking thread exists in the child: ``after_fork_in_child`` replaces
@@ -29,15 +30,16 @@ from .._handoff.records import Barrier, Begin, Record
 from .assembler import CallAssembler
 from .delivery import Delivery
 from .recovery import recover
-from .spool import Spool, Spooled
+from .spool import Destination, Spooled
+from .spool_folder import Spool
 from .transport import Transport
 
-# the processor collects what the loop handed over at least this often (at once for a call's
-# end or a flush): waking for every 20 ms frame of every call would cost more than the frames
-COLLECT_INTERVAL = 0.5
-# it cuts the recordings and wakes calls due a retry at most this often (urgent records wake
-# it sooner); the same period as collecting, so a pass with nothing urgent does both
-CUT_INTERVAL = COLLECT_INTERVAL
+# the processor collects what the loop handed over, cuts the recordings, writes their tails
+# to the spool and wakes calls due a retry this often (urgent records, a call's end or a
+# flush, wake it sooner to collect): waking for every 20 ms frame of every call would cost
+# more than the frames. Passes start on a fixed beat, so a kill loses at most this much of a
+# recording (plus the pass's own few milliseconds), well within half a second.
+CUT_INTERVAL = 0.4
 SPOOL_CHECK_INTERVAL = 5.0
 
 
@@ -47,7 +49,8 @@ class Worker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stats = Stats("calls", "events", "chunks", FRAMES_DROPPED)
-        self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        destination = Destination.of(settings.base_url, settings.api_key)
+        self.spool = Spool(settings.spool_dir, settings.spool_max_bytes, destination, self.stats)
         # made once: the processor enters them for every record, without making an object
         self._record_guard = self.stats.guard("processing a call's records")
         self._cut_guard = self.stats.guard("cutting a call's recording")
@@ -61,6 +64,7 @@ class Worker:
         abort = self._abort = threading.Event()
         self.transport = Transport(self.settings, abort)
         self.delivery = Delivery(self.settings, self.transport, self.stats, abort)
+        self.spool.make_room = self._make_room
         #: set once the start-up pass over the spool has adopted every orphaned call
         self.recovered = threading.Event()
         self._threads = [threading.Thread(target=self._process, name="roark-processor")]
@@ -123,40 +127,51 @@ class Worker:
         lock is replaced before anything else, never acquired.
         """
         self.stats.after_fork()
+        self.spool.after_fork()
         self.delivery.abandon()
         self._start()
 
     def _recover(self) -> None:
         try:
             with self.stats.guard("recovering calls left in the spool"):
-                recover(self.spool, self.delivery, self._closing)
+                recover(self.spool, self.delivery, self._closing, self.settings.chunk_bytes)
         finally:
             self.recovered.set()
+
+    def _make_room(self, needed: int) -> None:
+        self.delivery.make_room(self.spool, needed)
 
     # -- processor thread ----------------------------------------------------------------
 
     def _process(self) -> None:
-        last_cut = time.time()
+        next_cut = time.monotonic() + CUT_INTERVAL
         last_spool_check = 0.0
         pace = _Pacer()
         while not self._closing.is_set():
-            batch = self.handoff.collect(COLLECT_INTERVAL)
+            batch = self.handoff.collect(max(0.0, next_cut - time.monotonic()))
             now = time.time()
             pace.start()
             for envelope in batch:
                 self._handle(envelope.channel, envelope.record, now)
                 pace.check()
             self._take_audio(now, pace)
-            if now - last_cut >= CUT_INTERVAL:
-                last_cut = now
+            if time.monotonic() >= next_cut:
+                # on the beat; a pass that ran long starts the next beat from now
+                next_cut = max(next_cut + CUT_INTERVAL, time.monotonic())
                 self._cut_recordings(now, pace)
                 with self.stats.guard("waking calls due a retry"):
                     self.delivery.wake_retries()
             if now - last_spool_check >= SPOOL_CHECK_INTERVAL:
                 last_spool_check = now
-                with self.stats.guard("enforcing the spool cap"):
-                    live = {call.key for call in self.calls.values()}
-                    self.delivery.enforce_spool_cap(self.spool, live)
+                with self.stats.guard("looking after the spool"):
+                    self._look_after_spool()
+
+    def _look_after_spool(self) -> None:
+        """Retry removals that failed, see what other processes wrote, hold the cap."""
+        self.spool.retry_removals()
+        self.spool.rescan()
+        if self.spool.over_by() > 0:
+            self.delivery.make_room(self.spool, 0)
 
     def _handle(self, channel: CallChannel | None, record: Record, now: float) -> None:
         if channel is None:

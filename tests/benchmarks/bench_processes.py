@@ -211,12 +211,8 @@ async def make_orphans(the_lab: jp.Lab, count: int) -> None:
     """``count`` calls left in the lab's spool by a process that died."""
     if not count:
         return
-    command = [sys.executable, "-m", "tests.make_orphans", str(the_lab.spool), str(count)]
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(
-        None,
-        lambda: subprocess.run(command, cwd=REPO, capture_output=True, check=True, timeout=300),
-    )
+    await loop.run_in_executor(None, lambda: jp.leave_orphans(the_lab, count))
 
 
 async def recovery_idle(the_lab: jp.Lab, count: int) -> JSON:
