@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from ._config import RedactSetting, Settings, resolve
@@ -18,6 +19,8 @@ logger = logging.getLogger("roark.client")
 _lock = threading.Lock()
 _client: Client | None = None
 _process_hooks_installed = False
+# when the process must be gone (time.monotonic()): set once a job of this process shuts down
+_exit_deadline: float | None = None
 
 
 class Client:
@@ -48,11 +51,14 @@ class Client:
             return True
         return self.worker.flush(self.settings.shutdown_timeout if timeout is None else timeout)
 
-    def shutdown(self, timeout: float | None = None) -> None:
-        """Deliver what can be within ``timeout`` and stop the threads; the rest stays spooled."""
+    def shutdown(self, timeout: float | None = None, *, bounded: bool = False) -> None:
+        """Deliver what can be within ``timeout`` and stop the threads; the rest stays spooled.
+
+        ``bounded``: the process exits right after, so nothing waits beyond ``timeout``."""
         worker, self.worker = self.worker, None
         if worker is not None:
-            worker.stop(self.settings.shutdown_timeout if timeout is None else timeout)
+            budget = self.settings.shutdown_timeout if timeout is None else timeout
+            worker.stop(budget, bounded=bounded)
 
 
 def configure(
@@ -136,12 +142,30 @@ def shutdown(timeout: float | None = None) -> None:
         client.shutdown(timeout)
 
 
+def limit_exit(deadline: float) -> None:
+    """This process is about to exit (its job is shutting down; LiveKit kills the process
+    soon after): the at-exit flush waits at most until ``deadline`` (``time.monotonic()``)."""
+    global _exit_deadline
+    _exit_deadline = deadline if _exit_deadline is None else min(_exit_deadline, deadline)
+
+
 def _at_exit() -> None:
+    global _client
     with guard("shutting down at exit"):
-        shutdown()
+        with _lock:
+            client, _client = _client, None
+        if client is None:
+            return
+        deadline = _exit_deadline
+        if deadline is None:
+            client.shutdown()
+        else:
+            client.shutdown(max(0.0, deadline - time.monotonic()), bounded=True)
 
 
 def _after_fork_in_child() -> None:
+    global _exit_deadline
+    _exit_deadline = None  # the parent's job is not this process's
     client = _client
     if client is not None and client.worker is not None:
         client.worker.after_fork_in_child()

@@ -537,16 +537,6 @@ async def _a_spawned_outage(the_lab: jp.Lab) -> Outcome:
     return _outcome(the_lab, {job.sid: job}, sid=job.sid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "under spawn (LiveKit's default on macOS and Windows) a job process runs atexit "
-        "handlers: roark's at-exit shutdown() waits shutdown_timeout again after the job's "
-        "shutdown callback already waited it, so LiveKit kills the process; phase 2 must "
-        "bound the at-exit flush by what is left of the job's budget"
-    ),
-)
 def test_an_outage_during_a_deploy_under_spawn_exits_in_time(spawned_outage: Outcome) -> None:
     job = spawned_outage.jobs[spawned_outage.facts["sid"]]
     assert job.proc.killed is False, spawned_outage.warnings_of(job.proc.pid)

@@ -111,6 +111,9 @@ class Call:
         self.expects_job_shutdown = False
         self._session: Any = None
         self._ended_at: float | None = None
+        #: when the session closed (monotonic): at a job's shutdown, LiveKit closes it just
+        #: before its kill timer starts
+        self._closed_at: float | None = None
         self._call_id: str | None = None
         self._id_task: asyncio.Task[None] | None = None
 
@@ -200,7 +203,16 @@ class Call:
 
     # -- end -------------------------------------------------------------------------------
 
+    @property
+    def deadline(self) -> float | None:
+        """When waiting for delivery stops (``time.monotonic()``): the shutdown budget after
+        the session closed or the call ended, whichever came first; None before either."""
+        began = [t for t in (self._closed_at, self._ended_at) if t is not None]
+        return min(began) + self._budget if began else None
+
     def _session_closed(self, reason: str) -> None:
+        if self._closed_at is None:
+            self._closed_at = time.monotonic()
         if reason == "agent-ended" and self.expects_job_shutdown and self._grace is None:
             loop = asyncio.get_running_loop()
             self._grace = loop.call_later(JOB_SHUTDOWN_GRACE, self._end, reason)
@@ -249,8 +261,10 @@ class Call:
         if delivered.done():
             return not delivered.cancelled() and bool(delivered.result())
         budget = self._budget if timeout is None else timeout
-        if timeout is None and self._ended_at is not None:
-            budget = max(0.0, self._budget - (time.monotonic() - self._ended_at))
+        deadline = self.deadline
+        if timeout is None and deadline is not None:
+            # counted from when LiveKit's kill timer may have started, not from now
+            budget = max(0.0, deadline - time.monotonic())
         try:
             # shielded: a timeout here must not cancel the future other waiters share
             return bool(

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from livekit.agents import AgentSession
 
-from .._client import get_client
+from .._client import get_client, limit_exit
 from .._failures import guard
 from .call import Call, CallOptions
 
@@ -97,12 +97,16 @@ class _ObservedJob:
         self._shutdown_registered = True
 
         async def roark_deliver_call(reason: str) -> None:
-            # LiveKit kills the job process 10 s after shutdown starts: deliver within budget
+            # LiveKit kills the job process 10 s after it reported shutting down, which it
+            # does right after closing the session: the budget counts from that close, and
+            # bounds the at-exit flush too (under spawn, the job process runs atexit)
             call = self.call
             if call is None:
                 return
             with guard("delivering the call at job shutdown"):
                 call.job_shutdown()
+                if call.deadline is not None:
+                    limit_exit(call.deadline)
                 await call.wait_delivered()
 
         add(roark_deliver_call)

@@ -41,6 +41,12 @@ from .transport import Transport
 # recording (plus the pass's own few milliseconds), well within half a second.
 CUT_INTERVAL = 0.4
 SPOOL_CHECK_INTERVAL = 5.0
+# however short the time to stop, the processor gets this long to write what it was handed
+# to the spool (it takes milliseconds): nothing already captured is lost
+STOP_SYNC = 0.25
+# and the threads this long to finish (when the process must exit soon, what is left of the
+# time to stop, at least the second figure)
+STOP_JOIN, STOP_JOIN_BOUNDED = 1.0, 0.1
 
 
 class Worker:
@@ -107,16 +113,24 @@ class Worker:
         )
         return not not_done
 
-    def stop(self, timeout: float) -> None:
-        """Deliver what can be within ``timeout``, then stop; undelivered calls stay spooled."""
-        self.flush(timeout)
+    def stop(self, timeout: float, *, bounded: bool = False) -> None:
+        """Deliver what can be within ``timeout``, then stop; undelivered calls stay spooled.
+
+        ``bounded``: the process must be gone soon after (LiveKit kills it): the threads are
+        waited for only within ``timeout`` too (they are daemons)."""
+        deadline = time.monotonic() + timeout
+        self.sync(max(timeout, STOP_SYNC))
+        self.flush(max(0.0, deadline - time.monotonic()))
         self._closing.set()
         self._abort.set()
         self.handoff.wake()
         self.delivery.stop_senders(self.settings.worker_threads)
-        deadline = time.monotonic() + 1.0
+        join = STOP_JOIN
+        if bounded:
+            join = min(join, max(STOP_JOIN_BOUNDED, deadline - time.monotonic()))
+        joined = time.monotonic() + join
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, joined - time.monotonic()))
         self.delivery.release_spools()
         self.transport.close()
 
