@@ -147,6 +147,26 @@ def _assert_private(spool: Path, *expected: Path) -> None:
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {oct(mode)}"
 
 
+def test_a_spool_folder_of_another_user_is_refused(
+    roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("making a folder another user's takes root")
+    spool = tmp_path / "theirs"
+    spool.mkdir(mode=0o777)
+    os.chown(spool, 65534, 65534)  # nobody's: whoever made it could read what goes in
+    worker = Worker(_settings(roark_server, spool))
+    try:
+        call = SyntheticCall(worker, "RM_not_in_their_folder", t0=time.time() - 6)
+        call.feed(6.0)
+        call.end()
+        assert call.done.result(timeout=20) is True  # delivered all the same, from memory
+    finally:
+        worker.stop(1.0)
+    assert list(spool.iterdir()) == []
+    assert any("belongs to another user" in w for w in _warnings(caplog))
+
+
 # -- nothing followed through a link -------------------------------------------------------
 
 
