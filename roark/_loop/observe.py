@@ -98,16 +98,28 @@ class _ObservedJob:
 
         async def roark_deliver_call(reason: str) -> None:
             # LiveKit kills the job process 10 s after shutdown starts: deliver within budget
-            call = self.call
-            if call is None:
-                return
-            with guard("delivering the call at job shutdown"):
-                call.job_shutdown()
-                await call.wait_delivered()
+            try:
+                call = self.call
+                if call is None:
+                    return
+                with guard("delivering the call at job shutdown"):
+                    call.job_shutdown()
+                    await call.wait_delivered()
+            finally:
+                self.forget()
 
         add(roark_deliver_call)
         if self.call is not None:
             self.call.expects_job_shutdown = True
+
+    def forget(self) -> None:
+        """The job is over: its context is no longer a key to it.
+
+        The job holds its context, so the weak-keyed entry would never go by itself and the
+        job, its calls and their sessions would live as long as the process.
+        """
+        if self.ctx is not None and _jobs_by_ctx.get(self.ctx) is self:
+            del _jobs_by_ctx[self.ctx]
 
 
 def _job_of(ctx: Any) -> _ObservedJob | None:
