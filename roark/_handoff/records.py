@@ -119,6 +119,9 @@ class AgentAudio:
 class PlaybackStarted:
     segment: int
     at: float
+    #: said when the segment was captured, not when it began to play (an avatar that does not
+    #: report its start): the segment is placed by where its playback finished
+    provisional: bool = False
 
 
 @dataclass(slots=True)

@@ -202,7 +202,7 @@ class CallAssembler:
         if rec is None:
             return
         if isinstance(record, PlaybackStarted):
-            rec.playback_started(record.segment, record.at)
+            rec.playback_started(record.segment, record.at, record.provisional)
         elif isinstance(record, PlaybackProgressed):
             rec.playback_progressed(record.segment, record.at, record.offset, record.duration)
         else:

@@ -200,6 +200,8 @@ class _AgentSegment:
     rate: int = 0
     parts: list[np.ndarray] = field(default_factory=list)  # mono int16
     started_at: float | None = None
+    #: the start was said at capture, not at playback (an avatar): its finish places it
+    provisional: bool = False
     progressed: bool = False
 
     def audio(self) -> np.ndarray:
@@ -323,10 +325,11 @@ class Recording:
             seg.rate = rate
         seg.parts.append(mono)
 
-    def playback_started(self, segment: int, at: float) -> None:
+    def playback_started(self, segment: int, at: float, provisional: bool = False) -> None:
         seg = self._segments.get(segment)
         if seg is not None and seg.started_at is None:
             seg.started_at = at
+            seg.provisional = provisional
 
     def playback_progressed(
         self, segment: int, started_at: float, offset: float, dur: float
@@ -343,7 +346,9 @@ class Recording:
         if seg is None:
             return
         if not seg.progressed:
-            started = seg.started_at if seg.started_at is not None else at - played
+            started = seg.started_at
+            if started is None or seg.provisional:
+                started = at - played
             self._place_output(seg, started, 0.0, played)
 
     def _place_output(
