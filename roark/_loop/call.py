@@ -220,8 +220,10 @@ class Call:
         # a call prepared by observe_session whose session never started posted nothing:
         # closing its channel is all there is to do
         if self._session is not None:
+            session = self._session
+            with guard("reading the tool items of the session's history"):
+                self._hooks.reconcile(whole=True)
             with guard("unhooking an ended call's session"):
-                session = self._session
                 self._hooks.detach(session)
                 remove_taps(session)
                 self._hooks.flush_usage(session)

@@ -220,6 +220,7 @@ class CallAssembler:
             offsets_ms=(self._offset(start), self._offset(stop)),
             interrupted=record.interrupted,
             language=record.language,
+            agent_id=record.agent_id,
         )
         self.transcript.append(entry)
         self._spool_record(TRANSCRIPT, entry)
@@ -229,13 +230,15 @@ class CallAssembler:
         made: list[wire.ToolRecord] = []
         for call in record.calls:
             arguments = tool_arguments(call.arguments, limit, self._redact)
+            offset = self._offset(call.at)
             made.append(
-                wire.tool_call(call.call_id, call.name, arguments, call.at, self._offset(call.at))
+                wire.tool_call(call.call_id, call.name, arguments, call.at, offset, call.agent_id)
             )
         for out in record.outputs:
             content = self._redact(tool_text(out.output, limit))
+            offset = self._offset(out.at)
             made.append(
-                wire.tool_result(out.call_id, content, out.is_error, out.at, self._offset(out.at))
+                wire.tool_result(out.call_id, content, out.is_error, out.at, offset, out.agent_id)
             )
         for tool in made:
             self.tools.append(tool)
