@@ -7,7 +7,7 @@ raised here reaches LiveKit's event emitter.
 from __future__ import annotations
 
 import contextlib
-import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +15,7 @@ from livekit import rtc
 
 from .._failures import guarded
 from .._handoff.channel import CallChannel
+from .._handoff.clock import CallClock
 from .._handoff.records import Message, Metric, Role, ToolCall, ToolOutput, Tools, Usage
 from .history import HistoryFollower, ToolLedger
 
@@ -62,10 +63,12 @@ class SessionHooks:
         self._agent_id: str | None = None
         self._tools = ToolLedger()
         self._history = HistoryFollower(self._tools, self._item_at)
+        self._speech = UserSpeech(self._clock)
         handlers: dict[str, Callable[[Any], None]] = {
             "conversation_item_added": self.conversation_item_added,
             "function_tools_executed": self.function_tools_executed,
             "tool_execution_updated": self.tool_execution_updated,
+            "user_state_changed": self._speech.changed,
             "metrics_collected": self.metrics_collected,
             "error": self.error,
             "close": self.close,
@@ -131,6 +134,12 @@ class SessionHooks:
     def _span(self, role: str, item: Any, metrics: dict[str, Any]) -> tuple[float, float]:
         """Where the turn was spoken, on the call's clock."""
         started = metrics.get("started_speaking_at")
+        if role == "user":
+            # a realtime model that does not say when the turn began: its own speech
+            # detection does (user_state_changed)
+            spoken = self._speech.last_turn()
+            if not started and spoken is not None:
+                return spoken
         begun = self._clock.from_wall(float(started)) if started else self._item_at(item)
         stopped = metrics.get("stopped_speaking_at")
         return begun, self._clock.from_wall(float(stopped)) if stopped else begun
@@ -175,7 +184,8 @@ class SessionHooks:
         kind = str(getattr(metrics, "type", "metrics"))
         if kind in _SKIPPED_METRICS:
             return
-        at = self._clock.from_wall(float(getattr(metrics, "timestamp", None) or time.time()))
+        stamp = getattr(metrics, "timestamp", None)
+        at = self._clock.from_wall(float(stamp)) if stamp else self._clock.now()
         fields = _scalars(metrics.model_dump())
         self._post(Metric(kind=kind.removesuffix("_metrics"), at=at, fields=fields))
 
@@ -187,7 +197,7 @@ class SessionHooks:
             "message": str(getattr(err, "error", err))[:500],
             "recoverable": bool(getattr(err, "recoverable", False)),
         }
-        self._post(Metric(kind="error", at=float(ev.created_at), fields=fields))
+        self._post(Metric(kind="error", at=self._item_at(ev), fields=fields))
 
     def close(self, ev: Any) -> None:
         reason = getattr(ev.reason, "value", str(ev.reason))
@@ -207,6 +217,40 @@ class SessionHooks:
             models.append(fields)
         if models:
             self._post(Usage(at=self._clock.now(), models=models))
+
+
+class UserSpeech:
+    """When the caller spoke, from the session's ``user_state_changed`` (speaking/listening).
+
+    LiveKit drives the state with the VAD, or with a realtime model's own speech detection;
+    it is read only for a user turn that carries no ``started_speaking_at``.
+    """
+
+    def __init__(self, clock: CallClock) -> None:
+        self._clock = clock
+        self._since: float | None = None
+        self._turns: deque[tuple[float, float]] = deque(maxlen=4)
+
+    def changed(self, ev: Any) -> None:
+        now = self._clock.now()
+        if ev.new_state == "speaking":
+            self._since = now
+        elif self._since is not None:
+            self._turns.append((self._since, now))
+            self._since = None
+
+    def last_turn(self) -> tuple[float, float] | None:
+        """The last stretch of speech since the previous user turn, or None; under a test
+        clock None too, as every other stamp of the call is then taken at its arrival."""
+        last = self._turns[-1] if self._turns else None
+        self._turns.clear()
+        if self._clock.virtual:
+            return None
+        if last is not None:
+            return last
+        if self._since is not None:
+            return self._since, self._clock.now()
+        return None
 
 
 def _text(value: Any) -> str | None:

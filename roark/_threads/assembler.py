@@ -124,14 +124,13 @@ class CallAssembler:
 
     # -- records -------------------------------------------------------------------------
 
-    def handle(self, record: Record, now: float) -> None:
+    def handle(self, record: Record) -> None:
         if self.ended:
             return
-        now = self.clock.from_wall(now)
         if isinstance(record, CallerAudio):
             if self.recording is not None:
                 self.recording.add_caller_audio(
-                    record.at, record.data, record.rate, record.channels, now
+                    record.at, record.data, record.rate, record.channels, self.clock.current()
                 )
         elif isinstance(record, AgentAudio):
             if self.recording is not None:
@@ -164,10 +163,10 @@ class CallAssembler:
         elif isinstance(record, End):
             self._end(record)
 
-    def cut(self, now: float) -> None:
+    def cut(self) -> None:
         """Cut what of the recording can no longer change into chunks."""
         if self.recording is not None and not self.ended:
-            self.recording.cut(self.clock.from_wall(now))
+            self.recording.cut(self.clock.current())
 
     def _begin(self, record: Begin) -> None:
         self.started_at = record.at

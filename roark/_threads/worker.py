@@ -136,20 +136,22 @@ class Worker:
     # -- processor thread ----------------------------------------------------------------
 
     def _process(self) -> None:
-        last_cut = time.time()
+        # intervals on the monotonic clock: a test clock that freezes time.time() must not
+        # stop the cuts; each call reads its own clock for the recording
+        last_cut = time.monotonic()
         last_spool_check = 0.0
         pace = _Pacer()
         while not self._closing.is_set():
             batch = self.handoff.collect(COLLECT_INTERVAL)
-            now = time.time()
+            now = time.monotonic()
             pace.start()
             for envelope in batch:
-                self._handle(envelope.channel, envelope.record, now)
+                self._handle(envelope.channel, envelope.record)
                 pace.check()
-            self._take_audio(now, pace)
+            self._take_audio(pace)
             if now - last_cut >= CUT_INTERVAL:
                 last_cut = now
-                self._cut_recordings(now, pace)
+                self._cut_recordings(pace)
                 with self.stats.guard("waking calls due a retry"):
                     self.delivery.wake_retries()
             if now - last_spool_check >= SPOOL_CHECK_INTERVAL:
@@ -158,7 +160,7 @@ class Worker:
                     live = {call.key for call in self.calls.values()}
                     self.delivery.enforce_spool_cap(self.spool, live)
 
-    def _handle(self, channel: CallChannel | None, record: Record, now: float) -> None:
+    def _handle(self, channel: CallChannel | None, record: Record) -> None:
         if channel is None:
             assert isinstance(record, Barrier)
             record.passed.set()
@@ -170,23 +172,23 @@ class Worker:
                     return  # the call has ended (or never began): nothing is listening
                 call = self.calls[channel] = self._new_call(channel)
             try:
-                call.handle(record, now)
+                call.handle(record)
             finally:
                 if call.ended:
                     del self.calls[channel]
 
-    def _take_audio(self, now: float, pace: _Pacer) -> None:
+    def _take_audio(self, pace: _Pacer) -> None:
         # what the taps appended since is newer than anything queued for the call
         for channel in list(self.calls):
             with self._record_guard:
                 for audio in channel.take_audio():
-                    self._handle(channel, audio, now)
+                    self._handle(channel, audio)
             pace.check()
 
-    def _cut_recordings(self, now: float, pace: _Pacer) -> None:
+    def _cut_recordings(self, pace: _Pacer) -> None:
         for call in list(self.calls.values()):
             with self._cut_guard:
-                call.cut(now)
+                call.cut()
             pace.check()
 
     def _new_call(self, channel: CallChannel) -> CallAssembler:
