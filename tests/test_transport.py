@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from roark._config import resolve
-from roark._handoff.records import Begin, CallDetails, End
+from roark._handoff.records import Begin, CallDetails, End, Message
 from roark._threads.transport import RejectedError, Transport
 from roark._threads.worker import Worker
 from roark.testing import LocalRoark
@@ -97,6 +97,9 @@ def test_the_key_never_reaches_logs_or_reprs(
                     call_id="RM_secret",
                 ),
             )
+            # a call with something in it (an empty one is not sent)
+            now = time.time()
+            channel.post(Message("user", "Hello?", now, now, interrupted=False, language=None))
             channel.post(End(at=time.time(), reason="agent-ended"))
             assert channel.delivered.result(timeout=30) is True
         finally:

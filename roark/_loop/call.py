@@ -99,11 +99,18 @@ class Call:
     """
 
     def __init__(
-        self, channel: CallChannel, options: CallOptions, ctx: Any, shutdown_timeout: float
+        self,
+        channel: CallChannel,
+        options: CallOptions,
+        ctx: Any,
+        shutdown_timeout: float,
+        id_suffix: str = "",
     ) -> None:
         self._channel = channel
         self.options = options
         self._ctx = ctx
+        # a job's later calls (observe_session) get the job's default call id with "-2", "-3"
+        self._id_suffix = id_suffix
         self._budget = shutdown_timeout
         self._hooks = SessionHooks(channel, self._session_closed)
         self._grace: asyncio.TimerHandle | None = None
@@ -127,6 +134,11 @@ class Call:
         return self._session is not None
 
     @property
+    def session(self) -> Any:
+        """The ``AgentSession`` observed (None until it starts)."""
+        return self._session
+
+    @property
     def ended(self) -> bool:
         return self._ended_at is not None
 
@@ -140,8 +152,9 @@ class Call:
         if self.options.capture_audio:
             sample_rate = self._output_rate(session)
             install_taps(session, self._channel)
-        ctx = self._ctx
-        call_id = _text(self.options.livekit_call_id) or _text(_get(ctx, "job", "room", "sid"))
+        call_id = _text(self.options.livekit_call_id) or self._job_id(
+            _text(_get(self._ctx, "job", "room", "sid"))
+        )
         self._call_id = call_id
         self._channel.post(
             Begin(
@@ -184,6 +197,10 @@ class Call:
             metadata=dict(opts.metadata) if opts.metadata else None,
         )
 
+    def _job_id(self, default: str | None) -> str | None:
+        """The job's default call id as this call's (with its suffix)."""
+        return default + self._id_suffix if default else None
+
     async def _resolve_call_id(self) -> None:
         call_id = None
         try:
@@ -194,7 +211,7 @@ class Call:
                 call_id = _text(sid)
         except (Exception, asyncio.TimeoutError):
             call_id = None
-        call_id = call_id or _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
+        call_id = self._job_id(call_id or _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4()))
         self._call_id = call_id
         self._channel.post(CallId(call_id))
 
@@ -230,7 +247,7 @@ class Call:
                 if self._id_task is not None and not self._id_task.done():
                     self._id_task.cancel()
                     call_id = _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
-                    self._channel.post(CallId(call_id))
+                    self._channel.post(CallId(self._job_id(call_id) or call_id))
             self._channel.post(End(at=self._channel.clock.now(), reason=reason or "agent-ended"))
         self._channel.close()
 

@@ -6,6 +6,7 @@ Runs on the processor thread only; one ``CallAssembler`` per call.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,8 @@ from .._handoff.records import (
 from . import wire
 from .recording import Recording
 from .spool import METRICS, TOOLS, TRANSCRIPT, CallSpool, Spooled
+
+logger = logging.getLogger("roark.assembler")
 
 TRUNCATION_MARKER = "…[truncated by roark]"
 
@@ -99,8 +102,16 @@ class CallAssembler:
         self.metrics: list[wire.MetricRecord] = []
         #: the last usage snapshot (cumulative, so it replaces the one before)
         self.usage: list[wire.MetricRecord] = []
+        #: made with the call's first audio: a call without audio has no recording at all
         self.recording: Recording | None = None
+        self._rate: int | None = None
         self.ended = False
+        #: the call ended with nothing in it (no transcript, tool or audio): it is not sent
+        self.discarded = False
+        # call-started waits here until the call has content (a session started and closed at
+        # once is no call); it is on disk from the start all the same, so a crash keeps it
+        self._held: Spooled | None = None
+        self._has_content = False
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -128,13 +139,15 @@ class CallAssembler:
         if self.ended:
             return
         if isinstance(record, CallerAudio):
-            if self.recording is not None:
-                self.recording.add_caller_audio(
+            rec = self._audio()
+            if rec is not None:
+                rec.add_caller_audio(
                     record.at, record.data, record.rate, record.channels, self.clock.current()
                 )
         elif isinstance(record, AgentAudio):
-            if self.recording is not None:
-                self.recording.add_agent_audio(
+            rec = self._audio()
+            if rec is not None:
+                rec.add_agent_audio(
                     record.segment, record.data, record.rate, record.channels, record.at
                 )
         elif isinstance(record, (PlaybackStarted, PlaybackProgressed, PlaybackFinished)):
@@ -171,12 +184,7 @@ class CallAssembler:
     def _begin(self, record: Begin) -> None:
         self.started_at = record.at
         if record.sample_rate is not None:
-            self.recording = Recording(
-                t0=record.at,
-                sample_rate=self.settings.recording_sample_rate or record.sample_rate,
-                chunk_bytes=self.settings.chunk_bytes,
-                emit=self._chunk,
-            )
+            self._rate = self.settings.recording_sample_rate or record.sample_rate
         self._details = record.details
         self.spool.note_start(record.at, record.call_id)
         if record.call_id:
@@ -187,8 +195,33 @@ class CallAssembler:
             return
         self.call_id = call_id
         started = wire.call_started(call_id, self.started_at or 0.0, self._details)
-        self.spool.note_call_id(call_id, self.recording.rate if self.recording else None)
-        self._on_spooled(self, self.spool.put("started", _json(started)))
+        self.spool.note_call_id(call_id, self._rate)
+        self._held = self.spool.put("started", _json(started))
+        if self._has_content:
+            self._release()
+
+    def _audio(self) -> Recording | None:
+        """The recording, made at the call's first audio (None: observed without audio)."""
+        if self.recording is None and self._rate is not None:
+            self.recording = Recording(
+                t0=self.started_at or self.clock.current(),
+                sample_rate=self._rate,
+                chunk_bytes=self.settings.chunk_bytes,
+                emit=self._chunk,
+            )
+        self._content()
+        return self.recording
+
+    def _content(self) -> None:
+        """The call has content: it is a call, its call-started may go."""
+        if not self._has_content:
+            self._has_content = True
+            self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._on_spooled(self, held)
 
     def _chunk(self, index: int, data: bytes) -> None:
         spooled = self.spool.put("chunk", data, index)
@@ -223,6 +256,7 @@ class CallAssembler:
         )
         self.transcript.append(entry)
         self._spool_record(TRANSCRIPT, entry)
+        self._content()
 
     def _tools(self, record: Tools) -> None:
         limit = self.settings.max_tool_text_chars
@@ -242,9 +276,14 @@ class CallAssembler:
         for tool in made:
             self.tools.append(tool)
             self._spool_record(TOOLS, tool)
+        if made:
+            self._content()
 
     def _end(self, record: End) -> None:
         self.ended = True
+        if not self._has_content:
+            self._discard()
+            return
         if self.call_id is None:
             # nothing resolved the id in time; the contract's last fallback is a random UUID
             self._set_call_id(self.key)
@@ -262,6 +301,15 @@ class CallAssembler:
             chunks=self.recording.chunks if self.recording else 0,
         )
         self._on_spooled(self, self.spool.put("ended", _json(ended)))
+
+    def _discard(self) -> None:
+        self.discarded = True
+        self._held = None
+        self.spool.remove()
+        logger.debug(
+            "call %s ended with nothing in it (no transcript, tool or audio): not sent",
+            self.call_id or self.key,
+        )
 
 
 def _json(body: Any) -> bytes:

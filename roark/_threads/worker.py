@@ -176,6 +176,8 @@ class Worker:
             finally:
                 if call.ended:
                     del self.calls[channel]
+                    if call.discarded and not channel.delivered.done():
+                        channel.delivered.set_result(True)  # nothing to deliver
 
     def _take_audio(self, pace: _Pacer) -> None:
         # what the taps appended since is newer than anything queued for the call
@@ -193,18 +195,25 @@ class Worker:
 
     def _new_call(self, channel: CallChannel) -> CallAssembler:
         key = channel.key
-        self.delivery.open(key, channel.delivered)
+        opened = False
+
+        def spooled(call: CallAssembler, item: Spooled) -> None:
+            nonlocal opened
+            if not opened:
+                # delivery learns of the call with its first item: one that ends empty
+                # (discarded by its assembler) never had an outbox
+                opened = True
+                self.delivery.open(key, channel.delivered)
+            self.delivery.put(key, item, spool=call.spool, call_id=call.call_id)
+
         return CallAssembler(
             key=key,
             clock=channel.clock,
             settings=self.settings,
             spool=self.spool.new_call(key),
             stats=self.stats,
-            on_spooled=self._spooled,
+            on_spooled=spooled,
         )
-
-    def _spooled(self, call: CallAssembler, item: Spooled) -> None:
-        self.delivery.put(call.key, item, spool=call.spool, call_id=call.call_id)
 
 
 class _Pacer:
