@@ -13,7 +13,7 @@ import pytest
 
 from roark._config import resolve
 from roark._handoff.records import Begin, CallDetails, End
-from roark._threads.transport import RejectedError, Transport
+from roark._threads.transport import DestinationError, Transport
 from roark._threads.worker import Worker
 from roark.testing import LocalRoark
 
@@ -71,7 +71,7 @@ def test_a_redirect_is_never_followed_with_the_key(
     base_url, elsewhere_seen = redirecting
     settings = resolve({"api_key": "sk-secret-key", "base_url": base_url}, env={})
     transport = Transport(settings, threading.Event())
-    with pytest.raises(RejectedError, match="redirect"):
+    with pytest.raises(DestinationError, match="HTTP 307 .* redirecting to"):
         transport.send_event({"event": "call-started"}, deadline=time.monotonic() + 5)
     assert elsewhere_seen == []
     transport.close()
