@@ -8,27 +8,12 @@ import logging
 import sys
 import time
 
+from . import _check as check
 from ._client import configure, shutdown
-from ._config import ConfigurationError
 
 
 def _check(_: argparse.Namespace) -> int:
-    try:
-        client = configure()
-    except ConfigurationError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    print(client.settings)
-    active = client.active
-    print("observing calls" if active else "NOT observing calls (no key, or disabled)")
-    worker = client.worker
-    shutdown(timeout=0.5)
-    if worker is not None:
-        # what this process did (delivering calls a stopped process left in the spool) and
-        # what failed inside roark, by kind
-        stats = worker.stats.snapshot()
-        print("stats:", ", ".join(f"{name}={count}" for name, count in stats.items()))
-    return 0 if active else 1
+    return check.run(sys.stdout, sys.stderr)
 
 
 def _deliver(args: argparse.Namespace) -> int:
@@ -58,7 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="roark", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check", help="validate the ROARK_* configuration").set_defaults(fn=_check)
+    checking = sub.add_parser(
+        "check",
+        help="check the ROARK_* settings and ask Roark with the key (read only)",
+        description="Check the ROARK_* settings, ask Roark one harmless question with the key "
+        "and say what waits in the spool. Read only: no spool folder, no thread, no delivery.",
+        epilog=check.exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    checking.set_defaults(fn=_check)
     deliver = sub.add_parser("deliver-spool", help="deliver calls left in the spool")
     deliver.add_argument("--timeout", type=float, default=60.0)
     deliver.set_defaults(fn=_deliver)

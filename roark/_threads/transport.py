@@ -40,6 +40,8 @@ _WRONG_DESTINATION = {404, 405}
 _MAX_RETRY_AFTER = 30.0
 # how much of an answer's body a message quotes
 QUOTE_CHARS = 200
+# a key shorter than this (a test's) would match ordinary words; real keys are longer
+_SCRUBBED_KEY_CHARS = 8
 
 
 class DeliveryError(Exception):
@@ -91,7 +93,7 @@ CHUNK_PUT = "chunk PUT"
 def quote(text: str, secret: str | None = None, limit: int = QUOTE_CHARS) -> str:
     """``text`` (an answer's body) fit to quote in a message: on one line, the key scrubbed
     out, cut to ``limit`` characters."""
-    if secret:
+    if secret and len(secret) >= _SCRUBBED_KEY_CHARS:
         text = text.replace(secret, "[key]")
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -301,6 +303,12 @@ class Transport:
             deadline,
         )
         return self._check(response, what)
+
+    def probe(self, deadline: float) -> None:
+        """POST an empty event once, without retries (``roark check``): Roark checks the key
+        before the body, so a good key and URL raise ``RejectedError`` (the empty event
+        judged), a bad key ``AuthError``, a wrong URL ``DestinationError``."""
+        self._post_json(wire.EVENTS_PATH, {}, deadline, "an empty test event")
 
     def send_event(self, body: dict[str, Any], deadline: float) -> None:
         """POST one lifecycle event, retrying transient failures until ``deadline``."""
