@@ -99,20 +99,33 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def shown_url(url: str) -> str:
+    """``url`` fit for an error message: never the credentials, query or fragment it carries."""
+    text = _USERINFO.sub("<credentials>@", url.strip(), count=1)
+    text = _QUERY.sub(lambda m: "?<query>" if m.group(0)[0] == "?" else "#<fragment>", text)
+    return repr(text if len(text) <= 200 else text[:199] + "…")
+
+
+_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+_QUERY = re.compile(r"[?#].*$", re.DOTALL)
+
+
 def validate_base_url(name: str, url: str) -> str:
     """The base URL without a trailing slash; plain HTTP only to loopback hosts."""
+    shown = shown_url(url)
     try:
         parts = urlsplit(url.strip())
-        port = parts.port  # raises on a malformed port
-    except ValueError as exc:
-        raise ConfigurationError(name, f"{url!r} is not a valid URL ({exc})") from None
-    del port
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ConfigurationError(name, f"{shown} is not a valid URL (a bad host or port)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(name, f"{url!r} is not an http(s) URL with a host")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(name, f"{url!r} must not carry credentials, a query or fragment")
+        raise ConfigurationError(name, f"{shown} is not an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise ConfigurationError(name, f"{shown} must not carry credentials")
+    if parts.query or parts.fragment:
+        raise ConfigurationError(name, f"{shown} must not carry a query or fragment")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigurationError(name, f"{url!r} uses plain HTTP to a non-loopback host; use https")
+        raise ConfigurationError(name, f"{shown} uses plain HTTP to a non-loopback host; use https")
     return url.strip().rstrip("/")
 
 
