@@ -32,37 +32,56 @@ def _deliver(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from .testing.server import main as serve_main
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default at the end of its help line (unless the line says it already);
+    descriptions and epilogs as written."""
 
-    argv = ["--port", str(args.port), "--api-key", args.api_key]
-    return serve_main(argv) or 0
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and "(default:" in action.help:
+            return action.help
+        return super()._get_help_string(action)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="roark", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+def build_parser() -> argparse.ArgumentParser:
+    """The ``roark`` command's parser, every subcommand in it."""
+    from .dev import cli as dev_cli  # `roark dev`: the local Roark with a viewer
+    from .testing.server import cli as server_cli
+
+    parser = argparse.ArgumentParser(
+        prog="roark",
+        description="Check roark's configuration, deliver a spool, run a local Roark.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
     sub = parser.add_subparsers(dest="command", required=True)
-    checking = sub.add_parser(
+
+    def command(name: str, help: str, **kwargs: str) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", help[:1].upper() + help[1:] + ".")
+        return sub.add_parser(name, help=help, formatter_class=HelpFormatter, **kwargs)
+
+    checking = command(
         "check",
-        help="check the ROARK_* settings and ask Roark with the key (read only)",
+        "check the ROARK_* settings and ask Roark with the key (read only)",
         description="Check the ROARK_* settings, ask Roark one harmless question with the key "
         "and say what waits in the spool. Read only: no spool folder, no thread, no delivery.",
         epilog=check.exit_codes_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     checking.set_defaults(fn=_check)
-    deliver = sub.add_parser("deliver-spool", help="deliver calls left in the spool")
-    deliver.add_argument("--timeout", type=float, default=60.0)
+    deliver = command("deliver-spool", "deliver the calls left in the spool, then exit")
+    deliver.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to deliver within, at most"
+    )
     deliver.set_defaults(fn=_deliver)
-    serve = sub.add_parser("local-server", help="run a local, contract-faithful Roark")
-    serve.add_argument("--port", type=int, default=8787)
-    serve.add_argument("--api-key", default="roark-local-key")
-    serve.set_defaults(fn=_serve)
-    from .dev import cli as dev_cli  # `roark dev`: the local Roark with a viewer
+    serve = command("local-server", "run a local, contract-faithful Roark until Ctrl-C")
+    server_cli.add_arguments(serve)
+    serve.set_defaults(fn=server_cli.run)
+    dev = command("dev", dev_cli.HELP)
+    dev_cli.add_arguments(dev)
+    dev.set_defaults(fn=dev_cli.run)
+    return parser
 
-    dev_cli.add_arguments(sub.add_parser("dev", help=dev_cli.HELP, description=dev_cli.HELP))
-    sub.choices["dev"].set_defaults(fn=dev_cli.run)
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     return int(args.fn(args))
