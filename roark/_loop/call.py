@@ -14,6 +14,7 @@ from typing import Any
 from .._failures import guard
 from .._handoff.channel import CallChannel
 from .._handoff.records import Begin, CallDetails, CallId, End
+from .._handoff.text import encodable, encodable_value
 from .hooks import SessionHooks
 from .taps import install_taps, remove_taps
 
@@ -31,7 +32,8 @@ class CallOptions:
     """Per-call options: the one declaration of what ``observe`` and ``observe_session`` take.
 
     Checked when made (a ``TypeError`` naming the option, at import time for a decorator);
-    the agent id is kept without surrounding blanks, empty texts as None.
+    the agent id is kept without surrounding blanks, empty texts as None, and every text
+    made encodable (``roark._handoff.text``).
     """
 
     agent_id: str
@@ -53,12 +55,13 @@ class CallOptions:
             if option.type == "bool" and not isinstance(value, bool):
                 raise TypeError(f"roark: {option.name} must be a bool, got {_kind(value)}")
             if option.type == "str | None":
-                object.__setattr__(self, option.name, value or None)
+                object.__setattr__(self, option.name, encodable(value) if value else None)
         try:
             json.dumps(self.metadata, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"roark: metadata must be JSON-serializable ({exc})") from None
-        object.__setattr__(self, "agent_id", self.agent_id.strip())
+        object.__setattr__(self, "metadata", encodable_value(self.metadata))
+        object.__setattr__(self, "agent_id", encodable(self.agent_id.strip()))
 
     @classmethod
     def among(cls, arguments: dict[str, Any]) -> CallOptions:

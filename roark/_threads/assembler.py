@@ -5,6 +5,7 @@ Runs on the processor thread only; one ``CallAssembler`` per call.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from .._handoff.records import (
     Tools,
     Usage,
 )
+from .._handoff.text import encodable, encodable_or_none, encodable_value
 from . import wire
 from .recording import Recording
 from .spool import METRICS, TOOLS, TRANSCRIPT, CallSpool, Spooled
@@ -40,7 +42,7 @@ TRUNCATION_MARKER = "…[truncated by roark]"
 
 def _clean_text(text: str) -> str:
     # control characters other than newline/tab make transcripts unreadable; drop them
-    return "".join(c for c in text if c.isprintable() or c in "\n\t")
+    return "".join(c for c in encodable(text) if c.isprintable() or c in "\n\t")
 
 
 def tool_text(value: Any, limit: int) -> str:
@@ -63,7 +65,7 @@ def tool_text(value: Any, limit: int) -> str:
 def tool_arguments(value: Any, limit: int, redact: Callable[[str], str]) -> str:
     """Tool arguments as a JSON string: the model's own JSON when it is valid and fits,
     else the text (redacted, cut) as a JSON string literal, which is valid JSON too."""
-    text = value if isinstance(value, str) else tool_text(value, limit * 2)
+    text = encodable(value) if isinstance(value, str) else tool_text(value, limit * 2)
     text = redact(text)
     if len(text) <= limit:
         try:
@@ -161,18 +163,19 @@ class CallAssembler:
         elif isinstance(record, Tools):
             self._tools(record)
         elif isinstance(record, Metric):
-            metric = wire.metric(record.kind, record.at, self._offset(record.at), record.fields)
+            fields = encodable_value(record.fields)
+            metric = wire.metric(encodable(record.kind), record.at, self._offset(record.at), fields)
             self.metrics.append(metric)
             self._spool_record(METRICS, metric)
         elif isinstance(record, Usage):
             self.usage = [
-                wire.metric("usage", record.at, self._offset(record.at), fields)
+                wire.metric("usage", record.at, self._offset(record.at), encodable_value(fields))
                 for fields in record.models
             ]
         elif isinstance(record, Begin):
             self._begin(record)
         elif isinstance(record, CallId):
-            self._set_call_id(record.call_id)
+            self._set_call_id(encodable(record.call_id))
         elif isinstance(record, End):
             self._end(record)
 
@@ -185,10 +188,11 @@ class CallAssembler:
         self.started_at = record.at
         if record.sample_rate is not None:
             self._rate = self.settings.recording_sample_rate or record.sample_rate
-        self._details = record.details
-        self.spool.note_start(record.at, record.call_id)
-        if record.call_id:
-            self._set_call_id(record.call_id)
+        self._details = _encodable_details(record.details)
+        call_id = encodable_or_none(record.call_id)
+        self.spool.note_start(record.at, call_id)
+        if call_id:
+            self._set_call_id(call_id)
 
     def _set_call_id(self, call_id: str) -> None:
         if self.call_id is not None or self._details is None:
@@ -251,8 +255,8 @@ class CallAssembler:
             span=(start, stop),
             offsets_ms=(self._offset(start), self._offset(stop)),
             interrupted=record.interrupted,
-            language=record.language,
-            agent_id=record.agent_id,
+            language=encodable_or_none(record.language),
+            agent_id=encodable_or_none(record.agent_id),
         )
         self.transcript.append(entry)
         self._spool_record(TRANSCRIPT, entry)
@@ -263,16 +267,15 @@ class CallAssembler:
         made: list[wire.ToolRecord] = []
         for call in record.calls:
             arguments = tool_arguments(call.arguments, limit, self._redact)
+            call_id, name = encodable(str(call.call_id)), encodable(str(call.name))
+            agent = encodable_or_none(call.agent_id)
             offset = self._offset(call.at)
-            made.append(
-                wire.tool_call(call.call_id, call.name, arguments, call.at, offset, call.agent_id)
-            )
+            made.append(wire.tool_call(call_id, name, arguments, call.at, offset, agent))
         for out in record.outputs:
             content = self._redact(tool_text(out.output, limit))
+            call_id, agent = encodable(str(out.call_id)), encodable_or_none(out.agent_id)
             offset = self._offset(out.at)
-            made.append(
-                wire.tool_result(out.call_id, content, out.is_error, out.at, offset, out.agent_id)
-            )
+            made.append(wire.tool_result(call_id, content, out.is_error, out.at, offset, agent))
         for tool in made:
             self.tools.append(tool)
             self._spool_record(TOOLS, tool)
@@ -293,7 +296,7 @@ class CallAssembler:
             call_id=self.call_id or self.key,
             started_at=self.started_at or record.at,
             ended_at=record.at,
-            reason=record.reason,
+            reason=encodable(record.reason),
             transcript=self.transcript,
             tools=self.tools,
             metrics=self.metrics + self.usage,
@@ -310,6 +313,17 @@ class CallAssembler:
             "call %s ended with nothing in it (no transcript, tool or audio): not sent",
             self.call_id or self.key,
         )
+
+
+def _encodable_details(details: CallDetails) -> CallDetails:
+    """The job's ids (LiveKit's) made encodable; the developer's options already are."""
+    return dataclasses.replace(
+        details,
+        room_sid=encodable_or_none(details.room_sid),
+        room_name=encodable_or_none(details.room_name),
+        participant_identity=encodable_or_none(details.participant_identity),
+        job_id=encodable_or_none(details.job_id),
+    )
 
 
 def _json(body: Any) -> bytes:
