@@ -8,27 +8,12 @@ import logging
 import sys
 import time
 
+from . import _check as check
 from ._client import configure, shutdown
-from ._config import ConfigurationError
 
 
 def _check(_: argparse.Namespace) -> int:
-    try:
-        client = configure()
-    except ConfigurationError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    print(client.settings)
-    active = client.active
-    print("observing calls" if active else "NOT observing calls (no key, or disabled)")
-    worker = client.worker
-    shutdown(timeout=0.5)
-    if worker is not None:
-        # what this process did (delivering calls a stopped process left in the spool) and
-        # what failed inside roark, by kind
-        stats = worker.stats.snapshot()
-        print("stats:", ", ".join(f"{name}={count}" for name, count in stats.items()))
-    return 0 if active else 1
+    return check.run(sys.stdout, sys.stderr)
 
 
 def _deliver(args: argparse.Namespace) -> int:
@@ -47,29 +32,56 @@ def _deliver(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from .testing.server import main as serve_main
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default at the end of its help line (unless the line says it already);
+    descriptions and epilogs as written."""
 
-    argv = ["--port", str(args.port), "--api-key", args.api_key]
-    return serve_main(argv) or 0
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and "(default:" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``roark`` command's parser, every subcommand in it."""
+    from .dev import cli as dev_cli  # `roark dev`: the local Roark with a viewer
+    from .testing.server import cli as server_cli
+
+    parser = argparse.ArgumentParser(
+        prog="roark",
+        description="Check roark's configuration, deliver a spool, run a local Roark.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str, **kwargs: str) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", help[:1].upper() + help[1:] + ".")
+        return sub.add_parser(name, help=help, formatter_class=HelpFormatter, **kwargs)
+
+    checking = command(
+        "check",
+        "check the ROARK_* settings and ask Roark with the key (read only)",
+        description="Check the ROARK_* settings, ask Roark one harmless question with the key "
+        "and say what waits in the spool. Read only: no spool folder, no thread, no delivery.",
+        epilog=check.exit_codes_help(),
+    )
+    checking.set_defaults(fn=_check)
+    deliver = command("deliver-spool", "deliver the calls left in the spool, then exit")
+    deliver.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to deliver within, at most"
+    )
+    deliver.set_defaults(fn=_deliver)
+    serve = command("local-server", "run a local, contract-faithful Roark until Ctrl-C")
+    server_cli.add_arguments(serve)
+    serve.set_defaults(fn=server_cli.run)
+    dev = command("dev", dev_cli.HELP)
+    dev_cli.add_arguments(dev)
+    dev.set_defaults(fn=dev_cli.run)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="roark", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check", help="validate the ROARK_* configuration").set_defaults(fn=_check)
-    deliver = sub.add_parser("deliver-spool", help="deliver calls left in the spool")
-    deliver.add_argument("--timeout", type=float, default=60.0)
-    deliver.set_defaults(fn=_deliver)
-    serve = sub.add_parser("local-server", help="run a local, contract-faithful Roark")
-    serve.add_argument("--port", type=int, default=8787)
-    serve.add_argument("--api-key", default="roark-local-key")
-    serve.set_defaults(fn=_serve)
-    from .dev import cli as dev_cli  # `roark dev`: the local Roark with a viewer
-
-    dev_cli.add_arguments(sub.add_parser("dev", help=dev_cli.HELP, description=dev_cli.HELP))
-    sub.choices["dev"].set_defaults(fn=dev_cli.run)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     return int(args.fn(args))

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any, Union
 from urllib.parse import urlsplit
 
+from . import _redact as redaction
+from ._redact import Redactor
+
 DEFAULT_BASE_URL = "https://api.roark.ai"
 
-Redactor = Callable[[str], str]
 RedactSetting = Union[bool, str, "list[str]", "tuple[str, ...]", Redactor, None]
 
 _FALSE = {"false", "0", "no", "off"}
@@ -99,57 +101,60 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def shown_url(url: str) -> str:
+    """``url`` fit for an error message: never the credentials, query or fragment it carries."""
+    text = _USERINFO.sub("<credentials>@", url.strip(), count=1)
+    text = _QUERY.sub(lambda m: "?<query>" if m.group(0)[0] == "?" else "#<fragment>", text)
+    return repr(text if len(text) <= 200 else text[:199] + "…")
+
+
+_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+_QUERY = re.compile(r"[?#].*$", re.DOTALL)
+
+
 def validate_base_url(name: str, url: str) -> str:
     """The base URL without a trailing slash; plain HTTP only to loopback hosts."""
+    shown = shown_url(url)
     try:
         parts = urlsplit(url.strip())
-        port = parts.port  # raises on a malformed port
-    except ValueError as exc:
-        raise ConfigurationError(name, f"{url!r} is not a valid URL ({exc})") from None
-    del port
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ConfigurationError(name, f"{shown} is not a valid URL (a bad host or port)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(name, f"{url!r} is not an http(s) URL with a host")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(name, f"{url!r} must not carry credentials, a query or fragment")
+        raise ConfigurationError(name, f"{shown} is not an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise ConfigurationError(name, f"{shown} must not carry credentials")
+    if parts.query or parts.fragment:
+        raise ConfigurationError(name, f"{shown} must not carry a query or fragment")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigurationError(name, f"{url!r} uses plain HTTP to a non-loopback host; use https")
+        raise ConfigurationError(name, f"{shown} uses plain HTTP to a non-loopback host; use https")
     return url.strip().rstrip("/")
-
-
-_PATTERNS: dict[str, re.Pattern[str]] = {
-    "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-    "card": re.compile(r"\b(?:\d[ -]?){12,18}\d\b"),
-    "phone": re.compile(r"(?<![\w])\+?\d[\d ().-]{6,}\d(?![\w])"),
-}
-
-
-def builtin_redactor(kinds: tuple[str, ...]) -> Redactor:
-    """A redactor masking the named built-in kinds (``email``, ``card``, ``phone``)."""
-    # cards before phones: a card number also looks like a long phone number
-    ordered = [k for k in ("email", "card", "phone") if k in kinds]
-
-    def redact(text: str) -> str:
-        for kind in ordered:
-            text = _PATTERNS[kind].sub(f"[{kind.upper()}]", text)
-        return text
-
-    return redact
 
 
 def _resolve_redact(value: RedactSetting) -> Redactor | None:
     if value is None or value is False:
         return None
-    if value is True:
-        return builtin_redactor(tuple(_PATTERNS))
     if callable(value):
         return value
-    kinds = (value,) if isinstance(value, str) else tuple(value)
-    unknown = [k for k in kinds if k not in _PATTERNS]
-    if unknown or not all(isinstance(k, str) for k in kinds):
+    if not isinstance(value, (bool, str, list, tuple)):
+        raise ConfigurationError("redact", "expected True, a kind, a list of kinds or a callable")
+    kinds = redaction.KINDS if value is True else (value,) if isinstance(value, str) else value
+    kinds = tuple(kinds)
+    unknown = [k for k in kinds if not redaction.known_kind(k)]
+    if unknown or not kinds:
         raise ConfigurationError(
-            "redact", f"unknown kinds {unknown!r}; use {sorted(_PATTERNS)}, True or a callable"
+            "redact",
+            f"unknown kinds {unknown!r}; use {list(redaction.KINDS)} (phone:XX for a region other "
+            "than the US), True or a callable",
         )
-    return builtin_redactor(kinds)
+    try:
+        return redaction.builtin_redactor(kinds)
+    except ImportError:
+        raise ConfigurationError(
+            "redact",
+            "phone numbers are recognised by the phonenumbers package, which is not "
+            f"installed: {redaction.INSTALL_HINT}",
+        ) from None
 
 
 def _seconds(name: str, raw: str) -> float:

@@ -51,6 +51,9 @@ class ObservedRun:
         self.call = ScriptedCall(self.script)
         self.observe_kwargs = {"agent_id": "test-agent", **observe_kwargs}
         self.session_started_at: float | None = None
+        #: the session's input and output audio just after start(), and the names each
+        #: held as attributes of its own then (what observing them could have added)
+        self.audio_after_start: list[tuple[Any, set[str]]] = []
         self.ctx: JobContext | None = None
         self.job_seconds = 0.0
 
@@ -58,6 +61,8 @@ class ObservedRun:
         session = self.call.build_session()
         self.session_started_at = time.time()
         await session.start(agent=SupportAgent(greeting=self.script.greeting), **self.start_kwargs)
+        for audio in (session.input.audio, session.output.audio):
+            self.audio_after_start.append((audio, set(vars(audio)) if audio else set()))
 
     async def run(self, *, decorate: bool = True, job_id: str = "job-test") -> JobContext:
         entry = (

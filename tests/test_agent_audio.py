@@ -226,16 +226,6 @@ def test_avatar_audio_is_placed_where_the_avatar_played_it(runs: dict[str, Scena
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "without wait_playback_start, DataStreamAudioOutput reports playback_started when it "
-        "captures the first frame (an approximation: the avatar is still rendering), and "
-        "roark/audio.py AgentAudioTap._on_started places the segment there; the avatar's "
-        "lk.playback_finished (its end, with the position played) is the only report of "
-        "where it really played, and roark places the segment's end by its start"
-    ),
-)
 def test_avatar_audio_without_start_reports_is_placed_by_the_avatars_finish(
     runs: dict[str, Scenario],
 ) -> None:

@@ -11,7 +11,6 @@ import pytest
 from livekit.agents import AgentServer, JobContext
 
 import roark
-from roark._loop.taps import AgentAudioTap, UserAudioTap
 from roark.testing import LocalRoark
 from roark.testing.scripted import ScriptedCall, SupportAgent, run_job
 
@@ -75,11 +74,23 @@ def test_stacks_above_agent_server_rtc_session_too(roark_server: LocalRoark) -> 
     assert received.reason == "job-shutdown"
 
 
-def _assert_untouched(call: ScriptedCall) -> None:
-    session = call.session
-    assert session is not None
-    assert not isinstance(session.output.audio, AgentAudioTap)
-    assert [s.played_seconds > 0 for s in call.output.segments] == [True, True]
+# what observing a session's audio adds to the objects (their own attributes)
+OBSERVING = {"capture_frame", "flush", "_roark_tap"}
+
+
+def _observed(audio: object) -> bool:
+    return bool(OBSERVING & set(vars(audio)))
+
+
+def _assert_not_observed(run: ObservedRun) -> None:
+    # the session's audio after start() was the user's objects, as they were
+    assert [audio for audio, _ in run.audio_after_start] == [run.call.input, run.call.output]
+    assert all(not OBSERVING & names for _, names in run.audio_after_start)
+
+
+def _assert_untouched(run: ObservedRun) -> None:
+    _assert_not_observed(run)
+    assert [s.played_seconds > 0 for s in run.call.output.segments] == [True, True]
 
 
 def test_kill_switch_runs_the_entrypoint_as_undecorated(
@@ -94,7 +105,7 @@ def test_kill_switch_runs_the_entrypoint_as_undecorated(
             assert roark.current_call() is None
         finally:
             roark.shutdown()
-        _assert_untouched(run.call)
+        _assert_untouched(run)
         assert server.requests_log == []
 
 
@@ -109,7 +120,7 @@ def test_no_key_warns_once_and_observes_nothing(
             asyncio.run(run.run())
         finally:
             roark.shutdown()
-    _assert_untouched(run.call)
+    _assert_untouched(run)
     assert [r.getMessage() for r in caplog.records if r.name.startswith("roark")] == [
         "ROARK_API_KEY is not set: calls are not observed"
     ]
@@ -127,7 +138,9 @@ def test_observe_session_before_start_and_current_call(roark_server: LocalRoark)
         seen["handle"] = handle
         seen["current"] = roark.current_call()
         await session.start(agent=SupportAgent(greeting=script.greeting))
-        assert isinstance(session.input.audio, UserAudioTap)
+        # the user's objects, observed where they are
+        assert session.input.audio is call.input and _observed(call.input)
+        assert session.output.audio is call.output and _observed(call.output)
 
     asyncio.run(run_job(entrypoint, call=call, timeout=60))
     received = roark_server.wait_for_call(timeout=20)
@@ -147,7 +160,7 @@ def test_observe_session_after_start_taps_from_then_on(roark_server: LocalRoark)
         session = call.build_session()
         await session.start(agent=SupportAgent(greeting=script.greeting))
         roark.observe_session(ctx, session, agent_id="late-agent")
-        assert isinstance(session.output.audio, AgentAudioTap)
+        assert session.output.audio is call.output and _observed(call.output)
 
     asyncio.run(run_job(entrypoint, call=call, timeout=60))
     received = roark_server.wait_for_call(timeout=20)
@@ -189,17 +202,25 @@ def test_capture_audio_off_sends_no_recording(roark_server: LocalRoark) -> None:
     received = roark_server.wait_for_call(run.room_sid, timeout=20)
     assert received.chunks == {}
     assert "recordingSampleRate" not in received.ended
-    assert not isinstance(run.call.session.output.audio, AgentAudioTap)
+    _assert_not_observed(run)
     assert [t["content"] for t in received.transcript] == [GREETING, QUESTION, ANSWER]
     offsets = [t["audioOffsetMs"] for t in received.transcript]
     assert offsets == sorted(offsets) and offsets[1] > 1000
 
 
-def test_works_beside_livekits_own_recorder(roark_server: LocalRoark) -> None:
+def test_works_beside_livekits_own_recorder(
+    roark_server: LocalRoark, caplog: pytest.LogCaptureFixture
+) -> None:
     run = ObservedRun(start_kwargs={"record": True})
-    asyncio.run(run.run())
+    with caplog.at_level(logging.INFO, logger="roark.taps"):
+        asyncio.run(run.run())
     session = run.call.session
     assert session is not None
+    # one line per side: the recorder wrapping the user's audio in start() is no new side
+    assert [r.getMessage() for r in caplog.records if r.name == "roark.taps"] == [
+        "tapping user audio input (ScriptedAudioInput)",
+        "tapping agent audio output (RealtimeAudioOutput)",
+    ]
     received = roark_server.wait_for_call(run.room_sid, timeout=20)
     assert [t["content"] for t in received.transcript] == [GREETING, QUESTION, ANSWER]
     from .audio_checks import active_runs
@@ -207,6 +228,6 @@ def test_works_beside_livekits_own_recorder(roark_server: LocalRoark) -> None:
     rate = received.sample_rate
     assert len(active_runs(received.recording[:, 0], rate)) == 1
     assert len(active_runs(received.recording[:, 1], rate)) == 2
-    # LiveKit's recorder wrapped roark's taps and wrote its own file as usual
+    # LiveKit's recorder wrapped the session's audio and wrote its own file as usual
     recorded = run.ctx.session_directory / "audio.ogg"
     assert recorded.exists() and recorded.stat().st_size > 1000

@@ -65,7 +65,7 @@ def test_a_calls_records_become_its_call_started_and_call_ended() -> None:
         End(at=T0 + 3.0, reason="participant-disconnected"),
     ]
     for record in records:
-        call.handle(record, T0 + 3.0)
+        call.handle(record)
 
     assert [item.kind for item in spooled] == ["started", "ended"]
     started, ended = (json.loads(item.read()) for item in spooled)

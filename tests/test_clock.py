@@ -66,3 +66,48 @@ def test_drift_under_the_threshold_is_not_a_step(clocks: Clocks) -> None:
     clocks.advance(1.0)
     clocks.wall += 0.003  # slewing, jitter
     assert clock.from_wall(clocks.wall) == pytest.approx(clocks.wall)
+
+
+def test_a_stamp_from_the_future_is_taken_at_its_arrival(clocks: Clocks) -> None:
+    clock = CallClock()
+    clocks.advance(1.0)
+    # another clock's stamp (a year ahead) says nothing about when it was taken
+    assert clock.from_wall(clocks.wall + 365 * 86400.0) == pytest.approx(clocks.wall)
+    assert not clock.virtual
+
+
+def test_a_frozen_wall_clock_is_a_test_clock(clocks: Clocks) -> None:
+    clock = CallClock()
+    frozen = clocks.wall
+    clocks.mono += 0.03
+    clock.now()
+    clocks.mono += 0.03  # time.time() answered the same for 60 ms: frozen (freezegun)
+    assert clock.now() == pytest.approx(frozen + 0.06)
+    assert clock.virtual
+    # every stamp is taken at its arrival, the frozen ones and the real clock's alike
+    clocks.mono += 0.5
+    assert clock.from_wall(frozen) == pytest.approx(frozen + 0.56)
+    assert clock.from_wall(frozen + 1000.0) == pytest.approx(frozen + 0.56)
+
+
+def test_a_wall_clock_moved_in_jumps_is_a_test_clock(clocks: Clocks) -> None:
+    clock = CallClock()
+    for _ in range(3):
+        clocks.advance(0.02)
+        clocks.wall += 1.0  # a virtual clock racing ahead in jumps
+        clock.now()
+        assert not clock.virtual  # up to three jumps are steps of the system clock
+    clocks.advance(0.02)
+    clocks.wall += 1.0
+    clock.now()
+    assert clock.virtual
+    assert clock.from_wall(clocks.wall) == pytest.approx(clock.now())
+
+
+def test_steps_far_apart_are_steps(clocks: Clocks) -> None:
+    clock = CallClock()
+    for _ in range(6):
+        clocks.advance(11.0)
+        clocks.wall += 0.2
+        clock.now()
+    assert not clock.virtual

@@ -133,3 +133,27 @@ def test_every_setting_is_one_row_of_the_table() -> None:
     from roark._config import _SETTINGS, Settings
 
     assert list(_SETTINGS) and set(_SETTINGS) == {f.name for f in fields(Settings)}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ann:s3cr3t-pw@api.roark.ai",  # credentials are refused
+        "http://ann:s3cr3t-pw@api.roark.ai/v1",  # ... and plain HTTP to a remote host
+        "https://ann:s3cr3t-pw@api.roark.ai:99999",  # ... and a port that cannot be
+        "ftp://ann:s3cr3t-pw@api.roark.ai",  # ... and not http(s)
+        "https://api.roark.ai/?token=s3cr3t-pw",  # a query can carry a secret too
+        "https://api.roark.ai/#s3cr3t-pw",
+    ],
+)
+def test_a_refused_url_is_never_echoed_with_its_secrets(
+    url: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    with caplog.at_level(logging.DEBUG), pytest.raises(ConfigurationError) as info:
+        roark.configure(api_key="k", base_url=url, spool_dir=tmp_path)
+    message = str(info.value)
+    assert "s3cr3t-pw" not in message and "s3cr3t-pw" not in caplog.text
+    assert "base_url" in message and "api.roark.ai" in message
+    with pytest.raises(ConfigurationError) as from_env:
+        resolve({}, env={"ROARK_BASE_URL": url})
+    assert "s3cr3t-pw" not in str(from_env.value) and "ROARK_BASE_URL" in str(from_env.value)

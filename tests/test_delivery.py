@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import roark
+from roark._threads.spool import ENDED, STARTED
 from roark.testing import LocalRoark
 
 from .calls import ANSWER, GREETING, QUESTION, ObservedRun, short_script
@@ -107,4 +108,61 @@ def test_a_revoked_key_is_one_clear_error_and_the_spool_is_kept(
     roark.configure(
         api_key=roark_server.api_key, base_url=roark_server.base_url, spool_dir=tmp_path / "spool"
     )
+    _complete(roark_server, run)
+
+
+def _spooled_call(spool: Path) -> list[str]:
+    """The file names of the one call folder in ``spool``."""
+    (folder,) = [p for p in spool.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("misdirected", ["a path segment too many", "a redirecting proxy"])
+def test_a_wrong_destination_deletes_nothing_and_once_fixed_everything_arrives_once(
+    roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture, misdirected: str
+) -> None:
+    spool = tmp_path / "spool"
+    if misdirected == "a path segment too many":
+        roark.configure(
+            api_key=roark_server.api_key,
+            base_url=roark_server.base_url + "/api",
+            spool_dir=spool,
+            shutdown_timeout=BUDGET,
+        )
+        answered = "HTTP 404"
+    else:
+        roark_server.set_faults(error_rate=1.0, error_status=307, endpoints=["event", "upload_url"])
+        answered = "HTTP 307"
+    run = ObservedRun()
+    with caplog.at_level(logging.WARNING, logger="roark"):
+        asyncio.run(run.run())
+        roark.shutdown(timeout=0.5)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "ROARK_BASE_URL" in errors[0].getMessage() and answered in errors[0].getMessage()
+    assert roark_server.calls() == {}
+    # nothing was given up: the call-started, every chunk and the call-ended wait in the spool
+    names = _spooled_call(spool)
+    assert STARTED in names and ENDED in names
+    assert len([n for n in names if n.endswith(".pcm")]) >= 2
+
+    # the URL is fixed (the next process, here the next configure): the call arrives whole, once
+    roark_server.clear_faults()
+    roark.configure(api_key=roark_server.api_key, base_url=roark_server.base_url, spool_dir=spool)
+    _complete(roark_server, run)
+    received = roark_server.call(run.room_sid)
+    assert received.started_count == 1 and received.ended_count == 1
+    assert received.chunk_puts == list(range(len(received.chunks)))
+    assert received.chunk_puts == [int(n[1:-4]) for n in names if n.endswith(".pcm")]
+
+
+def test_a_storage_host_that_refuses_the_presigned_url_keeps_the_chunks(
+    roark_server: LocalRoark,
+) -> None:
+    # a 404 or a redirect on the PUT is about that presigned URL: each try asks a fresh one
+    run = ObservedRun()
+    roark_server.set_faults(error_rate=1.0, error_status=404, endpoints=["put"])
+    asyncio.run(run.run())
+    assert roark_server.calls()[run.room_sid].chunks == {}
+    roark_server.clear_faults()
     _complete(roark_server, run)

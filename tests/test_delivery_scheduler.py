@@ -27,8 +27,10 @@ from roark._threads.spool import CallSpool, Spooled
 from roark._threads.transport import (
     CHUNK_PUT,
     AuthError,
+    DestinationError,
     RejectedError,
     TransientError,
+    UnexpectedStatusError,
     status_error,
 )
 
@@ -269,18 +271,34 @@ STATUS_ACTIONS = [
     (401, "call-started", AuthError, Action.PAUSE_ALL),
     (403, "call-ended", AuthError, Action.PAUSE_ALL),
     (401, "upload URL", AuthError, Action.PAUSE_ALL),
-    # a presigned URL expired or already used: a fresh one may work
+    # the API is not where the base URL points (a path too many, a proxy): the data is fine
+    (404, "call-started", DestinationError, Action.PAUSE_ALL),
+    (404, "upload URL", DestinationError, Action.PAUSE_ALL),
+    (405, "call-ended", DestinationError, Action.PAUSE_ALL),
+    (301, "call-started", DestinationError, Action.PAUSE_ALL),
+    (307, "call-ended", DestinationError, Action.PAUSE_ALL),
+    (308, "upload URL", DestinationError, Action.PAUSE_ALL),
+    # the presigned URL was refused, moved or is gone: a fresh one (the next try) may work
     (403, CHUNK_PUT, TransientError, Action.RETRY_LATER),
-    (401, CHUNK_PUT, RejectedError, Action.GIVE_UP),
-    (307, "call-ended", RejectedError, Action.GIVE_UP),
-    (301, CHUNK_PUT, RejectedError, Action.GIVE_UP),
+    (401, CHUNK_PUT, TransientError, Action.RETRY_LATER),
+    (404, CHUNK_PUT, TransientError, Action.RETRY_LATER),
+    (405, CHUNK_PUT, TransientError, Action.RETRY_LATER),
+    (301, CHUNK_PUT, TransientError, Action.RETRY_LATER),
+    (307, CHUNK_PUT, TransientError, Action.RETRY_LATER),
+    # only answers that judge the data give an item up
     (400, "call-started", RejectedError, Action.GIVE_UP),
-    (404, "upload URL", RejectedError, Action.GIVE_UP),
     (413, CHUNK_PUT, RejectedError, Action.GIVE_UP),
+    (400, CHUNK_PUT, RejectedError, Action.GIVE_UP),
     (422, "call-ended", RejectedError, Action.GIVE_UP),
+    (413, "upload URL", RejectedError, Action.GIVE_UP),
     *[(s, "call-ended", TransientError, Action.RETRY_LATER) for s in (408, 425, 429, 500, 504)],
     (502, "upload URL", TransientError, Action.RETRY_LATER),
     (503, CHUNK_PUT, TransientError, Action.RETRY_LATER),
+    # anything else says nothing about the data: kept, and tried again later
+    (409, "call-started", UnexpectedStatusError, Action.RETRY_LATER),
+    (410, "upload URL", UnexpectedStatusError, Action.RETRY_LATER),
+    (418, CHUNK_PUT, UnexpectedStatusError, Action.RETRY_LATER),
+    (451, "call-ended", UnexpectedStatusError, Action.RETRY_LATER),
 ]
 
 
@@ -308,3 +326,86 @@ def test_a_transient_status_keeps_the_servers_retry_after() -> None:
 )
 def test_failures_other_than_a_status_are_one_action(error: Exception, action: Action) -> None:
     assert action_for(error) is action
+
+
+def test_a_wrong_destination_pauses_every_call_with_one_error_naming_the_base_url(
+    delivery: Delivery,
+    transport: FakeTransport,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answered = status_error(404, "call-started", url="http://127.0.0.1:9/api/v1/x")
+    transport.fail("RM_a", "call-started", answered, answered)  # the probe fails once more
+    with caplog.at_level(logging.WARNING, logger="roark"):
+        first = _open_call(delivery, "RM_a")
+        _send_all(delivery)
+        second = _open_call(delivery, "RM_b")
+        _send_all(delivery)
+        clock.now += AUTH_PROBE_INTERVAL + 1
+        delivery.wake_retries()
+        _send_all(delivery)
+    assert transport.requests == [("RM_a", "call-started"), ("RM_a", "call-started")]
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1 and errors[0].levelno == logging.ERROR
+    message = errors[0].getMessage()
+    assert "ROARK_BASE_URL" in message and "HTTP 404" in message
+    assert "http://127.0.0.1:9/api/v1/x" in message
+
+    clock.now += AUTH_PROBE_INTERVAL + 1  # fixed: the probe goes through and everything follows
+    delivery.wake_retries()
+    _send_all(delivery)
+    assert transport.of("RM_a") == ["call-started", "call-started", *WHOLE_CALL]
+    assert transport.of("RM_b") == WHOLE_CALL
+    assert first.result(timeout=0) is True and second.result(timeout=0) is True
+
+
+ROARK_400 = json.dumps(
+    {
+        "error": {
+            "status": 400,
+            "message": "invalid call-started: 'agentId' must be a non-empty string, got \"\"",
+        }
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (ROARK_400, "agentId"),
+        (json.dumps({"error": {"message": "bad", "field": "metadata.tier"}}), "metadata.tier"),
+        (
+            json.dumps({"errors": [{"path": ["transcript", 0, "content"], "message": "x"}]}),
+            "transcript.0.content",
+        ),
+        (json.dumps({"detail": "invalid", "param": "isTest"}), "isTest"),
+    ],
+)
+def test_a_refusal_of_the_data_names_the_call_and_the_field(
+    delivery: Delivery,
+    transport: FakeTransport,
+    caplog: pytest.LogCaptureFixture,
+    body: str,
+    field: str,
+) -> None:
+    transport.fail("RM_a", "call-started", status_error(400, "call-started", text=body))
+    with caplog.at_level(logging.WARNING, logger="roark"):
+        done = _open_call(delivery, "RM_a")
+        _send_all(delivery)
+    # the refused event is given up, the rest of the call goes on
+    assert transport.of("RM_a") == WHOLE_CALL
+    assert done.result(timeout=0) is True
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    message = warning.getMessage()
+    assert warning.levelno == logging.WARNING
+    assert "call-started" in message and "RM_a" in message and "HTTP 400" in message
+    assert f"field {field}" in message
+
+
+def test_a_quoted_answer_is_cut_short_and_never_carries_the_key() -> None:
+    key = "rk-live-5d1f0c2b9a"
+    body = json.dumps({"error": {"message": f"key {key} is not valid here; " + "x" * 5000}})
+    error = status_error(422, "call-ended", text=body, secret=key)
+    assert isinstance(error, RejectedError)
+    assert key not in str(error) and "[key]" in str(error)
+    assert len(str(error)) < 300

@@ -181,22 +181,13 @@ def test_every_agents_tools_are_delivered_paired(run: Scenario) -> None:
 
 
 AGENT_FIELD = "livekitAgentId"
-NO_AGENT = (
-    "nothing roark delivers names the LiveKit agent: roark/hooks.py "
-    "conversation_item_added keeps only ChatMessage items and drops the AgentHandoff items "
-    "that say which agent became active (ChatMessage has no agent of its own), and the "
-    f"wire records have no such field (proposed: '{AGENT_FIELD}', the Agent.id, on every "
-    "transcript entry and tool record)"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_AGENT)
 def test_each_transcript_entry_names_its_agent(run: Scenario) -> None:
     named = [(t.get(AGENT_FIELD), t["role"], t["content"]) for t in run.got.transcript]
     assert named == SPOKEN
 
 
-@pytest.mark.xfail(strict=True, reason=NO_AGENT)
 def test_each_tool_record_names_its_agent(run: Scenario) -> None:
     for record in run.got.tool_calls:
         assert record.get(AGENT_FIELD) == TOOLS[record["toolCallId"]], record

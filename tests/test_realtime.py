@@ -167,20 +167,12 @@ def test_user_turn_placed_where_the_provider_says_it_began(runs: dict[str, Scena
     assert abs(user["audioOffsetMs"] / 1000 - spoken_on) < TOLERANCE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "roark places a user turn at ChatMessage.metrics['started_speaking_at'], else at "
-        "created_at; a realtime model that does not report turn_started_at leaves only "
-        "created_at, the time the transcription arrived (after the caller stopped), so the "
-        "turn lands about a second late and has no length. The session's "
-        "user_state_changed events (speaking/listening, from the model's own speech "
-        "detection) say when the caller spoke; roark does not follow them"
-    ),
-)
 def test_user_turn_placed_where_the_caller_spoke_without_provider_timing(
     runs: dict[str, Scenario],
 ) -> None:
+    # the audio-modality model does not report turn_started_at: the user message has only its
+    # created_at (when the transcription arrived); the model's own speech detection
+    # (user_state_changed) says when the caller spoke
     run = runs["audio"]
     (user,) = [t for t in run.got.transcript if t["role"] == "user"]
     (spoken_on, spoken_off), *_ = run.user_truth()

@@ -90,7 +90,7 @@ def _never_started(observe: bool):
     async def body(ctx: JobContext, scenario: Scenario) -> None:
         session = scenario.session = _text_session()
         if observe:
-            roark.observe_session(ctx, session, agent_id="never-started")
+            scenario.seen["call"] = roark.observe_session(ctx, session, agent_id="never-started")
 
     return body
 
@@ -164,16 +164,6 @@ def test_text_only_transcript_tools_and_metrics(runs: dict[str, Scenario]) -> No
     assert offsets == sorted(offsets)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "roark/call.py Call.begin posts Begin with a sample rate whenever capture_audio is "
-        "on (the default 24 kHz when the session has no audio output), so the processor "
-        "makes a Recording (assembler.py _begin) and encodes the call's length of silence: "
-        "an audio-less session uploads a chunk and call-ended advertises "
-        "recordingSampleRate/recordingNumChannels"
-    ),
-)
 def test_text_only_sends_no_recording(runs: dict[str, Scenario]) -> None:
     got = runs["text-only"].got
     assert got.chunk_puts == [] and got.upload_url_requests == []
@@ -206,28 +196,12 @@ def test_the_second_session_sends_nothing_of_its_own(
     assert [c.livekit_call_id for c in _calls_of_job(server, run)] == [run.room_sid]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "roark/observe.py _ObservedJob.start_call returns None for a second session without "
-        "a word: nothing tells the developer that the second AgentSession is not observed"
-    ),
-)
 def test_the_second_session_is_ignored_with_one_info_line(runs: dict[str, Scenario]) -> None:
     lines = runs["two-sessions"].seen["lines"]
     assert len(lines) == 1, lines
     assert "AgentSession" in lines[0], lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a session observed with observe_session gets the job's default livekitCallId "
-        "(roark/call.py Call.begin: the room sid, the same as the decorator's call), so both "
-        "calls go to Roark under one id: their records merge and the second's chunks come "
-        "after the first's call-ended (contract violations)"
-    ),
-)
 def test_a_second_session_observed_by_hand_is_a_call_of_its_own(
     runs: dict[str, Scenario], server: LocalRoark
 ) -> None:
@@ -252,6 +226,14 @@ def test_a_second_session_observed_by_hand_is_a_call_of_its_own(
 # -- sessions that never became calls ------------------------------------------------------
 
 
+def test_a_call_prepared_for_a_session_never_started_ends_with_its_job(
+    runs: dict[str, Scenario],
+) -> None:
+    call = runs["never-started-observed"].seen["call"]
+    assert isinstance(call, roark.Call)
+    assert call.ended and not call.begun
+
+
 @pytest.mark.parametrize("name", ["never-started", "never-started-observed"])
 def test_a_session_never_started_sends_nothing(
     runs: dict[str, Scenario], server: LocalRoark, name: str
@@ -260,14 +242,6 @@ def test_a_session_never_started_sends_nothing(
     assert runs[name].room_sid not in server.calls()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "roark makes a session a call when it starts (roark/observe.py start hook -> "
-        "Call.begin posts Begin at once), so a session started and closed at once is "
-        "delivered as an empty call: call-started, a chunk of silence and call-ended"
-    ),
-)
 def test_a_session_started_and_closed_at_once_sends_nothing(
     runs: dict[str, Scenario], server: LocalRoark
 ) -> None:

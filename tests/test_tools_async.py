@@ -110,17 +110,6 @@ def test_transcript_has_every_reply_in_the_sessions_order(run: Scenario) -> None
     ]
 
 
-ASYNC_RESULTS_LOST = (
-    "roark's hooks take tool calls and results only from function_tools_executed "
-    "(roark/hooks.py SessionHooks.function_tools_executed), which carries the first "
-    "ctx.update() as the call's output; the final result or error is added to "
-    "session.history by LiveKit's tool executor as a '<call id>_final' FunctionCall/"
-    "FunctionCallOutput pair (_ToolExecutor._enqueue_reply -> session.history.insert) and "
-    "announced only by tool_execution_updated, which roark does not follow"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=ASYNC_RESULTS_LOST)
 def test_final_results_are_delivered_paired_with_their_errors(run: Scenario) -> None:
     delivered = delivered_tool_items(run.got)
     for item in [
@@ -132,7 +121,6 @@ def test_final_results_are_delivered_paired_with_their_errors(run: Scenario) -> 
         assert item in delivered, item
 
 
-@pytest.mark.xfail(strict=True, reason=ASYNC_RESULTS_LOST)
 def test_every_tool_item_of_the_history_is_delivered_paired(run: Scenario) -> None:
     assert run.session is not None
     delivered = delivered_tool_items(run.got)

@@ -111,27 +111,6 @@ def test_transcript_and_tools_are_delivered(runs: dict[str, Scenario], clock: st
     ]
 
 
-MOVED_CLOCK = (
-    "roark/clock.py CallClock reads every difference between time.time() and "
-    "time.monotonic() beyond 5 ms as a step of the system clock (at most 16 a call) and "
-    "moves time.time() stamps back by the step in effect when they were taken (from_wall); "
-    "a frozen or ticking test clock changes that difference all the time"
-)
-MOVED_RECORDING = (
-    MOVED_CLOCK + ": the agent's playback starts (PlaybackStartedEvent.created_at, a "
-    "time.time() stamp, through AgentAudioTap._on_started -> CallClock.from_wall) land on "
-    "top of each other under a frozen clock and seconds late under a ticking one, whose "
-    "time.time() 'now' in the processor (worker.py -> CallAssembler.handle/tick) also "
-    "stretches the recording's silence"
-)
-MOVED_TRANSCRIPT = (
-    MOVED_CLOCK + "; LiveKit's own stamps mix both clocks besides (ChatMessage.created_at's "
-    "pydantic default_factory holds the real time.time captured at import, the VAD and "
-    "playback stamps read the patched one), and roark orders the transcript by those "
-    "stamps (assembler.py build_call_ended sorts by audioOffsetMs)"
-)
-
-
 def _truth_on_loop_clock(run: Scenario) -> tuple[list, list]:
     """Where each side really was, from the caller's run on the recording and loop times.
 
@@ -150,14 +129,7 @@ def _truth_on_loop_clock(run: Scenario) -> tuple[list, list]:
     return [(heard_on, heard_off)], agent
 
 
-@pytest.mark.parametrize(
-    "clock",
-    [
-        pytest.param("frozen", marks=pytest.mark.xfail(strict=True, reason=MOVED_RECORDING)),
-        pytest.param("ticking", marks=pytest.mark.xfail(strict=True, reason=MOVED_RECORDING)),
-        "travelled",
-    ],
-)
+@pytest.mark.parametrize("clock", list(CLOCKS))
 def test_recording_places_each_turn_where_it_played(runs: dict[str, Scenario], clock: str) -> None:
     run = runs[clock]
     rec, rate = run.got.recording, run.got.sample_rate
@@ -179,21 +151,13 @@ def test_a_travelled_clock_keeps_offsets_on_the_speech(runs: dict[str, Scenario]
         assert min(abs(on - entry["audioOffsetMs"] / 1000) for on in onsets) < TOLERANCE, entry
 
 
-@pytest.mark.parametrize(
-    "clock",
-    [
-        pytest.param("frozen", marks=pytest.mark.xfail(strict=True, reason=MOVED_TRANSCRIPT)),
-        "ticking",
-        "travelled",
-    ],
-)
+@pytest.mark.parametrize("clock", list(CLOCKS))
 def test_transcript_in_the_sessions_order(runs: dict[str, Scenario], clock: str) -> None:
     run = runs[clock]
     assert run.seen["added"] == [("assistant", GREETING), ("user", QUESTION), ("assistant", ANSWER)]
     assert run.spoken() == run.seen["added"]
 
 
-@pytest.mark.xfail(strict=True, reason=MOVED_TRANSCRIPT)
 @pytest.mark.parametrize("clock", ["frozen", "ticking"])
 def test_offsets_are_inside_the_call_and_in_order(runs: dict[str, Scenario], clock: str) -> None:
     run = runs[clock]

@@ -52,6 +52,8 @@ class Message:
     stopped_at: float
     interrupted: bool
     language: str | None
+    #: the id of the LiveKit agent active when it was said (``Agent.id``)
+    agent_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -60,6 +62,7 @@ class ToolCall:
     name: str
     arguments: Any
     at: float
+    agent_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -68,11 +71,13 @@ class ToolOutput:
     output: Any
     is_error: bool
     at: float
+    agent_id: str | None = None
 
 
 @dataclass(slots=True)
 class Tools:
-    """One ``function_tools_executed``: the calls the model made and what they returned."""
+    """Tool calls and what they returned: one ``function_tools_executed``, or the items of
+    the session's history that no event announced (async tools' updates and final results)."""
 
     calls: list[ToolCall]
     outputs: list[ToolOutput]
@@ -119,6 +124,9 @@ class AgentAudio:
 class PlaybackStarted:
     segment: int
     at: float
+    #: said when the segment was captured, not when it began to play (an avatar that does not
+    #: report its start): the segment is placed by where its playback finished
+    provisional: bool = False
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from typing import Any
 from .._failures import guard
 from .._handoff.channel import CallChannel
 from .._handoff.records import Begin, CallDetails, CallId, End
+from .._handoff.text import encodable, encodable_value
 from .hooks import SessionHooks
 from .taps import install_taps, remove_taps
 
@@ -31,7 +32,8 @@ class CallOptions:
     """Per-call options: the one declaration of what ``observe`` and ``observe_session`` take.
 
     Checked when made (a ``TypeError`` naming the option, at import time for a decorator);
-    the agent id is kept without surrounding blanks, empty texts as None.
+    the agent id is kept without surrounding blanks, empty texts as None, and every text
+    made encodable (``roark._handoff.text``).
     """
 
     agent_id: str
@@ -53,12 +55,13 @@ class CallOptions:
             if option.type == "bool" and not isinstance(value, bool):
                 raise TypeError(f"roark: {option.name} must be a bool, got {_kind(value)}")
             if option.type == "str | None":
-                object.__setattr__(self, option.name, value or None)
+                object.__setattr__(self, option.name, encodable(value) if value else None)
         try:
             json.dumps(self.metadata, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"roark: metadata must be JSON-serializable ({exc})") from None
-        object.__setattr__(self, "agent_id", self.agent_id.strip())
+        object.__setattr__(self, "metadata", encodable_value(self.metadata))
+        object.__setattr__(self, "agent_id", encodable(self.agent_id.strip()))
 
     @classmethod
     def among(cls, arguments: dict[str, Any]) -> CallOptions:
@@ -99,11 +102,18 @@ class Call:
     """
 
     def __init__(
-        self, channel: CallChannel, options: CallOptions, ctx: Any, shutdown_timeout: float
+        self,
+        channel: CallChannel,
+        options: CallOptions,
+        ctx: Any,
+        shutdown_timeout: float,
+        id_suffix: str = "",
     ) -> None:
         self._channel = channel
         self.options = options
         self._ctx = ctx
+        # a job's later calls (observe_session) get the job's default call id with "-2", "-3"
+        self._id_suffix = id_suffix
         self._budget = shutdown_timeout
         self._hooks = SessionHooks(channel, self._session_closed)
         self._grace: asyncio.TimerHandle | None = None
@@ -130,6 +140,11 @@ class Call:
         return self._session is not None
 
     @property
+    def session(self) -> Any:
+        """The ``AgentSession`` observed (None until it starts)."""
+        return self._session
+
+    @property
     def ended(self) -> bool:
         return self._ended_at is not None
 
@@ -143,8 +158,9 @@ class Call:
         if self.options.capture_audio:
             sample_rate = self._output_rate(session)
             install_taps(session, self._channel)
-        ctx = self._ctx
-        call_id = _text(self.options.livekit_call_id) or _text(_get(ctx, "job", "room", "sid"))
+        call_id = _text(self.options.livekit_call_id) or self._job_id(
+            _text(_get(self._ctx, "job", "room", "sid"))
+        )
         self._call_id = call_id
         self._channel.post(
             Begin(
@@ -187,6 +203,10 @@ class Call:
             metadata=dict(opts.metadata) if opts.metadata else None,
         )
 
+    def _job_id(self, default: str | None) -> str | None:
+        """The job's default call id as this call's (with its suffix)."""
+        return default + self._id_suffix if default else None
+
     async def _resolve_call_id(self) -> None:
         call_id = None
         try:
@@ -197,7 +217,7 @@ class Call:
                 call_id = _text(sid)
         except (Exception, asyncio.TimeoutError):
             call_id = None
-        call_id = call_id or _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
+        call_id = self._job_id(call_id or _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4()))
         self._call_id = call_id
         self._channel.post(CallId(call_id))
 
@@ -232,15 +252,17 @@ class Call:
         # a call prepared by observe_session whose session never started posted nothing:
         # closing its channel is all there is to do
         if self._session is not None:
+            session = self._session
+            with guard("reading the tool items of the session's history"):
+                self._hooks.reconcile(whole=True)
             with guard("unhooking an ended call's session"):
-                session = self._session
                 self._hooks.detach(session)
                 remove_taps(session)
                 self._hooks.flush_usage(session)
                 if self._id_task is not None and not self._id_task.done():
                     self._id_task.cancel()
                     call_id = _text(_get(self._ctx, "job", "id")) or str(uuid.uuid4())
-                    self._channel.post(CallId(call_id))
+                    self._channel.post(CallId(self._job_id(call_id) or call_id))
             self._channel.post(End(at=self._channel.clock.now(), reason=reason or "agent-ended"))
         self._channel.close()
 

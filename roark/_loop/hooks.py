@@ -7,7 +7,7 @@ raised here reaches LiveKit's event emitter.
 from __future__ import annotations
 
 import contextlib
-import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +15,9 @@ from livekit import rtc
 
 from .._failures import guarded
 from .._handoff.channel import CallChannel
+from .._handoff.clock import CallClock
 from .._handoff.records import Message, Metric, Role, ToolCall, ToolOutput, Tools, Usage
+from .history import HistoryFollower, ToolLedger
 
 # VAD metrics arrive many times a second and say nothing about the call's quality
 _SKIPPED_METRICS = {"vad_metrics"}
@@ -56,9 +58,17 @@ class SessionHooks:
         # LiveKit's time.time() stamps, moved onto the call's clock as they arrive
         self._clock = channel.clock
         self._on_close = on_close
+        self._session: Any = None
+        # the LiveKit agent speaking, from the session's AgentHandoff items
+        self._agent_id: str | None = None
+        self._tools = ToolLedger()
+        self._history = HistoryFollower(self._tools, self._item_at)
+        self._speech = UserSpeech(self._clock)
         handlers: dict[str, Callable[[Any], None]] = {
             "conversation_item_added": self.conversation_item_added,
             "function_tools_executed": self.function_tools_executed,
+            "tool_execution_updated": self.tool_execution_updated,
+            "user_state_changed": self._speech.changed,
             "metrics_collected": self.metrics_collected,
             "error": self.error,
             "close": self.close,
@@ -69,6 +79,7 @@ class SessionHooks:
         }
 
     def attach(self, session: Any) -> None:
+        self._session = session
         for event, handler in self._handlers.items():
             if event == "metrics_collected" and isinstance(session, rtc.EventEmitter):
                 # AgentSession.on() warns that metrics_collected is deprecated (1.8+); the
@@ -82,25 +93,37 @@ class SessionHooks:
             with contextlib.suppress(Exception):  # not subscribed (any more): nothing to undo
                 session.off(event, handler)
 
+    def _agent(self) -> str | None:
+        if self._agent_id is None:
+            # observed after the session's first handoff item: the agent running now
+            with contextlib.suppress(Exception):
+                self._agent_id = _text(self._session.current_agent.id)
+        return self._agent_id
+
+    def _item_at(self, item: Any) -> float:
+        created = getattr(item, "created_at", None)
+        return self._clock.from_wall(float(created)) if created else self._clock.now()
+
     def conversation_item_added(self, ev: Any) -> None:
         item = ev.item
-        role = _ROLES.get(getattr(item, "role", None) or "")
-        if role is None or getattr(item, "type", None) != "message":
+        kind = getattr(item, "type", None)
+        if kind == "agent_handoff":
+            self._agent_id = _text(item.new_agent_id) or self._agent_id
             return
-        text = item.text_content or ""
+        role = _ROLES.get(getattr(item, "role", None) or "")
+        if role is None or kind != "message":
+            return
         metrics = dict(getattr(item, "metrics", None) or {})  # ChatMessage.metrics: 1.3+
-        created = float(getattr(item, "created_at", None) or time.time())
-        started = float(metrics.get("started_speaking_at") or created)
-        stopped = float(metrics.get("stopped_speaking_at") or started)
-        started, stopped = self._clock.from_wall(started), self._clock.from_wall(stopped)
+        started, stopped = self._span(role, item, metrics)
         self._post(
             Message(
                 role=role,
-                text=text,
+                text=item.text_content or "",
                 started_at=started,
                 stopped_at=stopped,
                 interrupted=bool(getattr(item, "interrupted", False)),
                 language=_language(item),
+                agent_id=self._agent(),
             )
         )
         turn = _scalars(metrics, _TURN_SKIP)
@@ -108,26 +131,61 @@ class SessionHooks:
             turn["role"] = role
             self._post(Metric(kind="turn", at=stopped, fields=turn))
 
+    def _span(self, role: str, item: Any, metrics: dict[str, Any]) -> tuple[float, float]:
+        """Where the turn was spoken, on the call's clock."""
+        started = metrics.get("started_speaking_at")
+        if role == "user":
+            # a realtime model that does not say when the turn began: its own speech
+            # detection does (user_state_changed)
+            spoken = self._speech.last_turn()
+            if not started and spoken is not None:
+                return spoken
+        begun = self._clock.from_wall(float(started)) if started else self._item_at(item)
+        stopped = metrics.get("stopped_speaking_at")
+        return begun, self._clock.from_wall(float(stopped)) if stopped else begun
+
     def function_tools_executed(self, ev: Any) -> None:
-        now = time.time()
-
-        def at(item: Any) -> float:
-            return self._clock.from_wall(float(getattr(item, "created_at", now)))
-
-        calls = [ToolCall(c.call_id, c.name, c.arguments, at(c)) for c in ev.function_calls]
-        outputs = [
-            ToolOutput(o.call_id, o.output, bool(o.is_error), at(o))
-            for o in ev.function_call_outputs
-            if o is not None
+        agent = self._agent()
+        ledger = self._tools
+        calls = [
+            ToolCall(
+                c.call_id, c.name, c.arguments, self._item_at(c), ledger.made_by(c.call_id, agent)
+            )
+            for c in ev.function_calls
+            if ledger.fresh("function_call", c.call_id)
         ]
-        self._post(Tools(calls=calls, outputs=outputs))
+        outputs = [
+            ToolOutput(
+                o.call_id,
+                o.output,
+                bool(o.is_error),
+                self._item_at(o),
+                ledger.made_by(o.call_id, agent),
+            )
+            for o in ev.function_call_outputs
+            if o is not None and ledger.fresh("function_call_output", o.call_id)
+        ]
+        if calls or outputs:
+            self._post(Tools(calls=calls, outputs=outputs))
+
+    def tool_execution_updated(self, ev: Any) -> None:
+        self.reconcile()
+
+    def reconcile(self, *, whole: bool = False) -> None:
+        """Post the history's tool items that no event carried (an async tool's updates and
+        final result): those added since the last look, or all of them with ``whole``."""
+        items = self._session.history.items
+        tools = self._history.unposted(items, self._agent(), whole=whole)
+        if tools.calls or tools.outputs:
+            self._post(tools)
 
     def metrics_collected(self, ev: Any) -> None:
         metrics = ev.metrics
         kind = str(getattr(metrics, "type", "metrics"))
         if kind in _SKIPPED_METRICS:
             return
-        at = self._clock.from_wall(float(getattr(metrics, "timestamp", None) or time.time()))
+        stamp = getattr(metrics, "timestamp", None)
+        at = self._clock.from_wall(float(stamp)) if stamp else self._clock.now()
         fields = _scalars(metrics.model_dump())
         self._post(Metric(kind=kind.removesuffix("_metrics"), at=at, fields=fields))
 
@@ -139,7 +197,7 @@ class SessionHooks:
             "message": str(getattr(err, "error", err))[:500],
             "recoverable": bool(getattr(err, "recoverable", False)),
         }
-        self._post(Metric(kind="error", at=float(ev.created_at), fields=fields))
+        self._post(Metric(kind="error", at=self._item_at(ev), fields=fields))
 
     def close(self, ev: Any) -> None:
         reason = getattr(ev.reason, "value", str(ev.reason))
@@ -159,6 +217,44 @@ class SessionHooks:
             models.append(fields)
         if models:
             self._post(Usage(at=self._clock.now(), models=models))
+
+
+class UserSpeech:
+    """When the caller spoke, from the session's ``user_state_changed`` (speaking/listening).
+
+    LiveKit drives the state with the VAD, or with a realtime model's own speech detection;
+    it is read only for a user turn that carries no ``started_speaking_at``.
+    """
+
+    def __init__(self, clock: CallClock) -> None:
+        self._clock = clock
+        self._since: float | None = None
+        self._turns: deque[tuple[float, float]] = deque(maxlen=4)
+
+    def changed(self, ev: Any) -> None:
+        now = self._clock.now()
+        if ev.new_state == "speaking":
+            self._since = now
+        elif self._since is not None:
+            self._turns.append((self._since, now))
+            self._since = None
+
+    def last_turn(self) -> tuple[float, float] | None:
+        """The last stretch of speech since the previous user turn, or None; under a test
+        clock None too, as every other stamp of the call is then taken at its arrival."""
+        last = self._turns[-1] if self._turns else None
+        self._turns.clear()
+        if self._clock.virtual:
+            return None
+        if last is not None:
+            return last
+        if self._since is not None:
+            return self._since, self._clock.now()
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _language(item: Any) -> str | None:

@@ -10,8 +10,10 @@ A starting session is matched to its observed job in one of three ways, tried in
    so the decorator's wrapper never runs: the starting task's chain of awaiting coroutines
    (``cr_await``) is walked for the code of an observed entrypoint (``_observed_code``).
 
-The first session matched in a job is its call. ``current_call()`` finds the job by the
-contextvar, or by LiveKit's job context (``_jobs_by_ctx``).
+The first session matched in a job is its call; a second one started in it is left alone
+(one INFO line says so), unless ``observe_session`` makes it a call of its own (its id the
+first's with ``-2``). ``current_call()`` finds the job by the contextvar, or by LiveKit's job
+context (``_jobs_by_ctx``), and returns its first call.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ _current_job: contextvars.ContextVar[_ObservedJob | None] = contextvars.ContextV
     "roark_observed_job", default=None
 )
 _jobs_by_ctx: weakref.WeakKeyDictionary[Any, _ObservedJob] = weakref.WeakKeyDictionary()
-_sessions: weakref.WeakKeyDictionary[Any, _ObservedJob] = weakref.WeakKeyDictionary()
+# sessions made calls by observe_session before they started
+_sessions: weakref.WeakKeyDictionary[Any, Call] = weakref.WeakKeyDictionary()
 # the undecorated entrypoints' code: LiveKit's rtc_session() registers the function it is
 # given, so with @observe above it the server runs the bare function, found by its code
 _observed_code: dict[types.CodeType, CallOptions] = {}
@@ -49,12 +52,12 @@ _hook_lock = threading.Lock()
 
 
 class _ObservedJob:
-    """One observed job: its options and, once a session starts, its call."""
+    """One observed job: its options and its calls (the first is the job's call)."""
 
     def __init__(self, ctx: Any, options: CallOptions) -> None:
         self.ctx = ctx
         self.options = options
-        self.call: Call | None = None
+        self.calls: list[Call] = []
         self._shutdown_registered = False
 
     @classmethod
@@ -65,26 +68,39 @@ class _ObservedJob:
             _jobs_by_ctx[ctx] = job
         return job
 
-    def prepare(self) -> Call | None:
-        """Create the call before its session starts (``observe_session``)."""
+    @property
+    def call(self) -> Call | None:
+        """The job's call: its first (``current_call()`` returns it)."""
+        return self.calls[0] if self.calls else None
+
+    def prepare(self, options: CallOptions | None = None) -> Call | None:
+        """A new call of this job, made before its session starts."""
         client = get_client()
-        if self.call is None and client is not None:
-            channel = client.open_call()
-            if channel is not None:
-                self.call = Call(channel, self.options, self.ctx, client.settings.shutdown_timeout)
-        return self.call
+        channel = client.open_call() if client is not None else None
+        if client is None or channel is None:
+            return None
+        suffix = f"-{len(self.calls) + 1}" if self.calls else ""
+        call = Call(
+            channel, options or self.options, self.ctx, client.settings.shutdown_timeout, suffix
+        )
+        self.calls.append(call)
+        self._register_shutdown()
+        call.expects_job_shutdown = self._shutdown_registered
+        return call
 
     def start_call(self, session: Any) -> Call | None:
-        """Make ``session`` the call, if this job has none yet. Never raises."""
-        if self.call is not None and self.call.begun:
+        """Make ``session`` the job's call, if it has none yet. Never raises."""
+        if self.calls:
+            if all(call.session is not session for call in self.calls):
+                logger.info(
+                    "a second AgentSession started in this job is not observed: the first "
+                    "one is the call (roark.observe_session makes it a call of its own)"
+                )
             return None
         with guard("observing a session (the call goes on unobserved)"):
             call = self.prepare()
-            if call is None:
-                return None
-            call.begin(session)
-            self._register_shutdown()
-            logger.info("observing call of agent %s", self.options.agent_id)
+            if call is not None:
+                begin(call, session)
             return call
         return None
 
@@ -98,20 +114,37 @@ class _ObservedJob:
 
         async def roark_deliver_call(reason: str) -> None:
             # LiveKit kills the job process 10 s after it reported shutting down, which it
-            # does right after closing the session: the budget counts from that close, and
-            # bounds the at-exit flush too (under spawn, the job process runs atexit)
-            call = self.call
-            if call is None:
-                return
-            with guard("delivering the call at job shutdown"):
-                call.job_shutdown()
-                if call.deadline is not None:
-                    limit_exit(call.deadline)
-                await call.wait_delivered()
+            # does right after closing the session: each call's budget counts from that
+            # close, and bounds the at-exit flush too (under spawn, the job process runs
+            # atexit); a call prepared for a session that never started is closed here too
+            calls = list(self.calls)
+            try:
+                with guard("delivering the call at job shutdown"):
+                    for call in calls:
+                        call.job_shutdown()
+                        if call.deadline is not None:
+                            limit_exit(call.deadline)
+                    await asyncio.gather(*(call.wait_delivered() for call in calls))
+            finally:
+                self.forget()
 
         add(roark_deliver_call)
-        if self.call is not None:
-            self.call.expects_job_shutdown = True
+
+    def forget(self) -> None:
+        """The job is over: its context is no longer a key to it.
+
+        The job holds its context, so the weak-keyed entry would never go by itself and the
+        job, its calls and their sessions would live as long as the process.
+        """
+        if self.ctx is not None and _jobs_by_ctx.get(self.ctx) is self:
+            del _jobs_by_ctx[self.ctx]
+
+
+def begin(call: Call, session: Any) -> None:
+    """``call`` observes ``session`` from now on (before its ``start()`` runs, or right away)."""
+    with guard("observing a session (the call goes on unobserved)"):
+        call.begin(session)
+        logger.info("observing call of agent %s", call.options.agent_id)
 
 
 def _job_of(ctx: Any) -> _ObservedJob | None:
@@ -128,9 +161,13 @@ def install_session_hook() -> None:
         @functools.wraps(original)
         async def start(self: Any, *args: Any, **kwargs: Any) -> Any:
             with guard("finding the job of a starting session"):
-                job = _sessions.pop(self, None) or _current_job.get() or _job_awaiting_start()
-                if job is not None:
-                    job.start_call(self)
+                prepared = _sessions.pop(self, None)
+                if prepared is not None:
+                    begin(prepared, self)
+                else:
+                    job = _current_job.get() or _job_awaiting_start()
+                    if job is not None:
+                        job.start_call(self)
             return await original(self, *args, **kwargs)
 
         start._roark_hook = True  # type: ignore[attr-defined]
@@ -249,12 +286,19 @@ def observe_session(
     if not _observing():
         return None
     with guard("observing a session (the call goes on unobserved)"):
-        job = _ObservedJob.register(ctx, options)
-        if _is_running(session):
-            return job.start_call(session)
-        _sessions[session] = job
+        # a job observed already (by @observe, or an earlier session) gets one call more
+        job = _job_of(ctx) or _ObservedJob.register(ctx, options)
+        for call in job.calls:
+            if call.session is session or _sessions.get(session) is call:
+                return call
         # the call exists from now on, so current_call() works before start
-        return job.prepare()
+        call = job.prepare(options)
+        if call is not None:
+            if _is_running(session):
+                begin(call, session)
+            else:
+                _sessions[session] = call
+        return call
     return None
 
 

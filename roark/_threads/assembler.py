@@ -5,7 +5,9 @@ Runs on the processor thread only; one ``CallAssembler`` per call.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -28,16 +30,19 @@ from .._handoff.records import (
     Tools,
     Usage,
 )
+from .._handoff.text import encodable, encodable_or_none, encodable_value
 from . import wire
 from .recording import Recording
 from .spool import METRICS, TOOLS, TRANSCRIPT, CallSpool, Spooled
+
+logger = logging.getLogger("roark.assembler")
 
 TRUNCATION_MARKER = "…[truncated by roark]"
 
 
 def _clean_text(text: str) -> str:
     # control characters other than newline/tab make transcripts unreadable; drop them
-    return "".join(c for c in text if c.isprintable() or c in "\n\t")
+    return "".join(c for c in encodable(text) if c.isprintable() or c in "\n\t")
 
 
 def tool_text(value: Any, limit: int) -> str:
@@ -60,7 +65,7 @@ def tool_text(value: Any, limit: int) -> str:
 def tool_arguments(value: Any, limit: int, redact: Callable[[str], str]) -> str:
     """Tool arguments as a JSON string: the model's own JSON when it is valid and fits,
     else the text (redacted, cut) as a JSON string literal, which is valid JSON too."""
-    text = value if isinstance(value, str) else tool_text(value, limit * 2)
+    text = encodable(value) if isinstance(value, str) else tool_text(value, limit * 2)
     text = redact(text)
     if len(text) <= limit:
         try:
@@ -99,8 +104,16 @@ class CallAssembler:
         self.metrics: list[wire.MetricRecord] = []
         #: the last usage snapshot (cumulative, so it replaces the one before)
         self.usage: list[wire.MetricRecord] = []
+        #: made with the call's first audio: a call without audio has no recording at all
         self.recording: Recording | None = None
+        self._rate: int | None = None
         self.ended = False
+        #: the call ended with nothing in it (no transcript, tool or audio): it is not sent
+        self.discarded = False
+        # call-started waits here until the call has content (a session started and closed at
+        # once is no call); it is on disk from the start all the same, so a crash keeps it
+        self._held: Spooled | None = None
+        self._has_content = False
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -124,18 +137,19 @@ class CallAssembler:
 
     # -- records -------------------------------------------------------------------------
 
-    def handle(self, record: Record, now: float) -> None:
+    def handle(self, record: Record) -> None:
         if self.ended:
             return
-        now = self.clock.from_wall(now)
         if isinstance(record, CallerAudio):
-            if self.recording is not None:
-                self.recording.add_caller_audio(
-                    record.at, record.data, record.rate, record.channels, now
+            rec = self._audio()
+            if rec is not None:
+                rec.add_caller_audio(
+                    record.at, record.data, record.rate, record.channels, self.clock.current()
                 )
         elif isinstance(record, AgentAudio):
-            if self.recording is not None:
-                self.recording.add_agent_audio(
+            rec = self._audio()
+            if rec is not None:
+                rec.add_agent_audio(
                     record.segment, record.data, record.rate, record.channels, record.at
                 )
         elif isinstance(record, (PlaybackStarted, PlaybackProgressed, PlaybackFinished)):
@@ -149,25 +163,26 @@ class CallAssembler:
         elif isinstance(record, Tools):
             self._tools(record)
         elif isinstance(record, Metric):
-            metric = wire.metric(record.kind, record.at, self._offset(record.at), record.fields)
+            fields = encodable_value(record.fields)
+            metric = wire.metric(encodable(record.kind), record.at, self._offset(record.at), fields)
             self.metrics.append(metric)
             self._spool_record(METRICS, metric)
         elif isinstance(record, Usage):
             self.usage = [
-                wire.metric("usage", record.at, self._offset(record.at), fields)
+                wire.metric("usage", record.at, self._offset(record.at), encodable_value(fields))
                 for fields in record.models
             ]
         elif isinstance(record, Begin):
             self._begin(record)
         elif isinstance(record, CallId):
-            self._set_call_id(record.call_id)
+            self._set_call_id(encodable(record.call_id))
         elif isinstance(record, End):
             self._end(record)
 
-    def cut(self, now: float) -> None:
+    def cut(self) -> None:
         """Cut what of the recording can no longer change, and keep its tail in the spool."""
         if self.recording is not None and not self.ended:
-            now = self.clock.from_wall(now)
+            now = self.clock.current()
             self.recording.cut(now)
             if self.spool.durable:
                 self.recording.sync_tail(now)
@@ -175,26 +190,46 @@ class CallAssembler:
     def _begin(self, record: Begin) -> None:
         self.started_at = record.at
         if record.sample_rate is not None:
-            self.recording = Recording(
-                t0=record.at,
-                sample_rate=self.settings.recording_sample_rate or record.sample_rate,
-                chunk_bytes=self.settings.chunk_bytes,
-                emit=self._chunk,
-                tail=self.spool.write_tail,
-            )
-        self._details = record.details
-        details = record.details
-        self.spool.note_start(record.at, record.call_id, details.agent_id, details.is_test)
-        if record.call_id:
-            self._set_call_id(record.call_id)
+            self._rate = self.settings.recording_sample_rate or record.sample_rate
+        details = self._details = _encodable_details(record.details)
+        call_id = encodable_or_none(record.call_id)
+        self.spool.note_start(record.at, call_id, details.agent_id, details.is_test)
+        if call_id:
+            self._set_call_id(call_id)
 
     def _set_call_id(self, call_id: str) -> None:
         if self.call_id is not None or self._details is None:
             return
         self.call_id = call_id
         started = wire.call_started(call_id, self.started_at or 0.0, self._details)
-        self.spool.note_call_id(call_id, self.recording.rate if self.recording else None)
-        self._on_spooled(self, self.spool.put("started", _json(started)))
+        self.spool.note_call_id(call_id, self._rate)
+        self._held = self.spool.put("started", _json(started))
+        if self._has_content:
+            self._release()
+
+    def _audio(self) -> Recording | None:
+        """The recording, made at the call's first audio (None: observed without audio)."""
+        if self.recording is None and self._rate is not None:
+            self.recording = Recording(
+                t0=self.started_at or self.clock.current(),
+                sample_rate=self._rate,
+                chunk_bytes=self.settings.chunk_bytes,
+                emit=self._chunk,
+                tail=self.spool.write_tail,
+            )
+        self._content()
+        return self.recording
+
+    def _content(self) -> None:
+        """The call has content: it is a call, its call-started may go."""
+        if not self._has_content:
+            self._has_content = True
+            self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._on_spooled(self, held)
 
     def _chunk(self, index: int, data: bytes) -> None:
         spooled = self.spool.put("chunk", data, index)
@@ -206,7 +241,7 @@ class CallAssembler:
         if rec is None:
             return
         if isinstance(record, PlaybackStarted):
-            rec.playback_started(record.segment, record.at)
+            rec.playback_started(record.segment, record.at, record.provisional)
         elif isinstance(record, PlaybackProgressed):
             rec.playback_progressed(record.segment, record.at, record.offset, record.duration)
         else:
@@ -223,30 +258,38 @@ class CallAssembler:
             span=(start, stop),
             offsets_ms=(self._offset(start), self._offset(stop)),
             interrupted=record.interrupted,
-            language=record.language,
+            language=encodable_or_none(record.language),
+            agent_id=encodable_or_none(record.agent_id),
         )
         self.transcript.append(entry)
         self._spool_record(TRANSCRIPT, entry)
+        self._content()
 
     def _tools(self, record: Tools) -> None:
         limit = self.settings.max_tool_text_chars
         made: list[wire.ToolRecord] = []
         for call in record.calls:
             arguments = tool_arguments(call.arguments, limit, self._redact)
-            made.append(
-                wire.tool_call(call.call_id, call.name, arguments, call.at, self._offset(call.at))
-            )
+            call_id, name = encodable(str(call.call_id)), encodable(str(call.name))
+            agent = encodable_or_none(call.agent_id)
+            offset = self._offset(call.at)
+            made.append(wire.tool_call(call_id, name, arguments, call.at, offset, agent))
         for out in record.outputs:
             content = self._redact(tool_text(out.output, limit))
-            made.append(
-                wire.tool_result(out.call_id, content, out.is_error, out.at, self._offset(out.at))
-            )
+            call_id, agent = encodable(str(out.call_id)), encodable_or_none(out.agent_id)
+            offset = self._offset(out.at)
+            made.append(wire.tool_result(call_id, content, out.is_error, out.at, offset, agent))
         for tool in made:
             self.tools.append(tool)
             self._spool_record(TOOLS, tool)
+        if made:
+            self._content()
 
     def _end(self, record: End) -> None:
         self.ended = True
+        if not self._has_content:
+            self._discard()
+            return
         if self.call_id is None:
             # nothing resolved the id in time; the contract's last fallback is a random UUID
             self._set_call_id(self.key)
@@ -257,7 +300,7 @@ class CallAssembler:
             call_id=self.call_id or self.key,
             started_at=self.started_at or record.at,
             ended_at=record.at,
-            reason=record.reason,
+            reason=encodable(record.reason),
             transcript=self.transcript,
             tools=self.tools,
             metrics=self.metrics + self.usage,
@@ -265,6 +308,26 @@ class CallAssembler:
             chunks=self.recording.chunks if self.recording else 0,
         )
         self._on_spooled(self, self.spool.put("ended", _json(ended)))
+
+    def _discard(self) -> None:
+        self.discarded = True
+        self._held = None
+        self.spool.remove()
+        logger.debug(
+            "call %s ended with nothing in it (no transcript, tool or audio): not sent",
+            self.call_id or self.key,
+        )
+
+
+def _encodable_details(details: CallDetails) -> CallDetails:
+    """The job's ids (LiveKit's) made encodable; the developer's options already are."""
+    return dataclasses.replace(
+        details,
+        room_sid=encodable_or_none(details.room_sid),
+        room_name=encodable_or_none(details.room_name),
+        participant_identity=encodable_or_none(details.participant_identity),
+        job_id=encodable_or_none(details.job_id),
+    )
 
 
 def _json(body: Any) -> bytes:

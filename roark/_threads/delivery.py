@@ -1,9 +1,10 @@
 """Delivery: each call's outbox, and the sender threads that empty them in order.
 
 What the transport's answer means for a call (``action_for``): sent, go on; the key was
-refused, pause every call and probe again later; refused for good or lost from the spool,
-give that item up and go on; Roark unreachable for a whole retry window, try the call again
-later, backing off.
+refused or the base URL does not lead to Roark's API, pause every call and probe again later;
+the data refused (400, 413, 422) or lost from the spool, give that item up and go on; Roark
+unreachable for a whole retry window (or an answer that says nothing about the data), try the
+call again later, backing off.
 
 Threading invariants:
 
@@ -35,16 +36,20 @@ from . import wire
 from .spool import CallSpool, Spooled
 from .spool_files import NotOurs
 from .spool_folder import Entry, Spool
-from .transport import AuthError, RejectedError, Transport
+from .transport import AuthError, DestinationError, RejectedError, Transport
 
 logger = logging.getLogger("roark.delivery")
 
 # a call whose sending failed for a whole retry window is tried again after this, doubling
 RESEND_AFTER = (2.0, 60.0)
-# after Roark refused the key, every call waits this long before the next try
+# after Roark refused the key (or the base URL led elsewhere), every call waits this long
+# before the next try
 AUTH_PROBE_INTERVAL = 60.0
 # a call's next items to send also kept in memory (beyond them, only on disk)
 KEEP_IN_MEMORY = 4
+
+
+_EVENTS = {"started": "call-started", "ended": "call-ended"}
 
 
 class Unreadable(Exception):
@@ -64,9 +69,10 @@ def action_for(error: BaseException | None) -> Action:
     """The sender's next step after sending an item ended with ``error`` (None: accepted)."""
     if error is None:
         return Action.NEXT
-    if isinstance(error, AuthError):
+    if isinstance(error, (AuthError, DestinationError)):
         return Action.PAUSE_ALL
-    # refused for good, its spool file vanished (a cleaner, a removed folder) or unreadable
+    # the data refused for good, its spool file vanished (a cleaner, a removed folder) or
+    # is unreadable
     if isinstance(error, (RejectedError, FileNotFoundError, Unreadable)):
         return Action.GIVE_UP
     return Action.RETRY_LATER  # transient failures outlasted the retry window
@@ -103,6 +109,7 @@ class Delivery:
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._retry_deadline = settings.retry_deadline
+        self._base_url = settings.base_url
         self._transport = transport
         self._stats = stats
         # set when the process gives up on delivering: senders stop, what is left stays spooled
@@ -204,10 +211,18 @@ class Delivery:
             outbox.retry_at = self._now() + delay
             outbox.scheduled = False
 
-    def _pause_all(self) -> None:
+    def _pause_all(self, error: BaseException | None) -> None:
         with self._lock:
             self._paused_until = self._now() + AUTH_PROBE_INTERVAL
-        if self._stats.add("key_refused") == 1:
+        if isinstance(error, DestinationError):
+            if self._stats.add("destination_refused") == 1:
+                logger.error(
+                    "Roark's API is not at ROARK_BASE_URL=%s (%s): check ROARK_BASE_URL and any "
+                    "proxy in between. Calls stay spooled and are delivered once it is fixed.",
+                    self._base_url,
+                    error,
+                )
+        elif self._stats.add("key_refused") == 1:
             logger.error(
                 "Roark rejected the API key (HTTP 401/403): check ROARK_API_KEY. Calls stay "
                 "spooled and are delivered once the key is fixed."
@@ -246,13 +261,18 @@ class Delivery:
                 if not outbox.items:
                     outbox.scheduled = False
                     return
+                if self._paused_until > self._now():
+                    # a probe failed meanwhile: only the probe goes while delivery is paused
+                    outbox.retry_at = self._paused_until
+                    outbox.scheduled = False
+                    return
                 item = outbox.items[0]
             error = self._try(outbox, item)
             action = action_for(error)
             if outbox.dropped:
                 return  # the spool cap dropped the call meanwhile
             if action is Action.PAUSE_ALL:
-                self._pause_all()
+                self._pause_all(error)
                 self._later(outbox, AUTH_PROBE_INTERVAL)
                 return
             if action is Action.RETRY_LATER:
@@ -308,7 +328,7 @@ class Delivery:
         first = self._stats.add("retried_later") == 1
         logger.log(
             logging.WARNING if first else logging.DEBUG,
-            "Roark unreachable for call %s (%s); it stays spooled and is retried",
+            "call %s not delivered yet (%s); it stays spooled and is retried",
             outbox.call_id or outbox.key,
             error,
         )
@@ -318,7 +338,12 @@ class Delivery:
     def _give_up(self, outbox: Outbox, item: Spooled, error: BaseException | None) -> None:
         lost = isinstance(error, (FileNotFoundError, Unreadable))
         self._stats.add("lost_from_spool" if lost else "refused")
-        why = f"lost from the spool ({error})" if lost else f"refused by Roark ({error})"
+        if lost:
+            why = f"lost from the spool ({error})"
+        else:
+            fields = getattr(error, "fields", ())
+            named = f"field {', '.join(fields)}; " if fields else ""
+            why = f"refused by Roark ({named}{error})"
         if isinstance(error, Unreadable) and item.path is not None and outbox.spool is not None:
             outbox.spool.quarantine(item.path, f"call {outbox.call_id}: {error}")
         if item.kind == "chunk":
@@ -330,7 +355,7 @@ class Delivery:
                 why,
             )
         else:
-            logger.warning("the %s of call %s %s", item.kind, outbox.call_id, why)
+            logger.warning("the %s of call %s %s", _EVENTS.get(item.kind), outbox.call_id, why)
 
     # -- the spool cap -------------------------------------------------------------------
 

@@ -218,6 +218,8 @@ class _AgentSegment:
     rate: int = 0
     parts: list[np.ndarray] = field(default_factory=list)  # mono int16
     started_at: float | None = None
+    #: the start was said at capture, not at playback (an avatar): its finish places it
+    provisional: bool = False
     progressed: bool = False
 
     def audio(self) -> np.ndarray:
@@ -352,10 +354,11 @@ class Recording:
             seg.rate = rate
         seg.parts.append(mono)
 
-    def playback_started(self, segment: int, at: float) -> None:
+    def playback_started(self, segment: int, at: float, provisional: bool = False) -> None:
         seg = self._segments.get(segment)
         if seg is not None and seg.started_at is None:
             seg.started_at = at
+            seg.provisional = provisional
             self._changed(self.sample_at(at))
 
     def playback_progressed(
@@ -373,8 +376,12 @@ class Recording:
         if seg is None:
             return
         if not seg.progressed:
-            started = seg.started_at if seg.started_at is not None else at - played
-            self._changed(self.sample_at(started))  # the tail placed it as if it played on
+            started = seg.started_at
+            if started is None or seg.provisional:
+                started = at - played
+            # the tail placed it from its start as if it played on
+            rendered = started if seg.started_at is None else min(started, seg.started_at)
+            self._changed(self.sample_at(rendered))
             self._place_output(seg, started, 0.0, played)
 
     def _place_output(

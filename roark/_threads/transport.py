@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from typing import Any
@@ -30,9 +31,17 @@ from . import wire
 
 logger = logging.getLogger("roark.transport")
 
-# connection errors and these statuses are worth another try; other 4xx will fail the same way
+# connection errors and these statuses are worth another try soon
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+# the only answers that judge the data itself: sending it again would fail the same way
+_DATA_REFUSED = {400, 413, 422}
+# from the API: it is not where the base URL points (a path too many, a proxy in between)
+_WRONG_DESTINATION = {404, 405}
 _MAX_RETRY_AFTER = 30.0
+# how much of an answer's body a message quotes
+QUOTE_CHARS = 200
+# a key shorter than this (a test's) would match ordinary words; real keys are longer
+_SCRUBBED_KEY_CHARS = 8
 
 
 class DeliveryError(Exception):
@@ -46,11 +55,26 @@ class TransientError(DeliveryError):
 
 
 class RejectedError(DeliveryError):
-    """A 4xx other than auth: sending it again would fail the same way."""
+    """400, 413 or 422: Roark judged the data itself; sending it again would fail the same way.
+
+    ``fields`` are the fields Roark named as wrong, when its answer said which.
+    """
+
+    def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class AuthError(DeliveryError):
     """401/403: the API key is wrong or revoked."""
+
+
+class DestinationError(DeliveryError):
+    """404, 405 or a redirect from the API: the base URL leads somewhere else, the data is fine."""
+
+
+class UnexpectedStatusError(DeliveryError):
+    """An answer that says nothing about the data (409, 410, 418...): kept and tried later."""
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -66,31 +90,88 @@ def _retry_after(response: requests.Response) -> float | None:
 CHUNK_PUT = "chunk PUT"
 
 
+def quote(text: str, secret: str | None = None, limit: int = QUOTE_CHARS) -> str:
+    """``text`` (an answer's body) fit to quote in a message: on one line, the key scrubbed
+    out, cut to ``limit`` characters."""
+    if secret and len(secret) >= _SCRUBBED_KEY_CHARS:
+        text = text.replace(secret, "[key]")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_QUOTED_FIELD = re.compile(r"'([A-Za-z_][\w.\[\]]{0,80})'")
+_FIELD_KEYS = ("field", "fields", "param", "path", "loc", "pointer")
+
+
+def _named_fields(found: Any) -> list[str]:
+    """Field names under the usual keys of an error object (``field``, ``path``...)."""
+    names: list[str] = []
+    if isinstance(found, dict):
+        for key in _FIELD_KEYS:
+            value = found.get(key)
+            if isinstance(value, str) and value:
+                names.append(value.lstrip("/").replace("/", "."))
+            elif isinstance(value, list) and value:
+                if all(isinstance(v, (str, int)) for v in value) and key in ("path", "loc"):
+                    names.append(".".join(str(v) for v in value))
+                else:
+                    names += [v for v in value if isinstance(v, str)]
+        for nested in ("error", "errors", "source", "details"):
+            names += _named_fields(found.get(nested))
+    elif isinstance(found, list):
+        for entry in found[:20]:
+            names += _named_fields(entry)
+    return names
+
+
+def error_fields(body: str) -> tuple[str, ...]:
+    """The fields an error answer names as wrong: under the usual keys of a JSON error, else
+    the names its message quotes (the local Roark's ``'agentId' must be ...``)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    names = _named_fields(parsed)
+    if not names:
+        names = _QUOTED_FIELD.findall(body[:2000])
+    return tuple(dict.fromkeys(names))[:5]
+
+
 def status_error(
-    status: int, what: str, *, retry_after: float | None = None, text: str = ""
+    status: int,
+    what: str,
+    *,
+    retry_after: float | None = None,
+    text: str = "",
+    url: str = "",
+    location: str | None = None,
+    secret: str | None = None,
 ) -> DeliveryError | None:
-    """What an answer's status means for request ``what``: None when it was accepted."""
+    """What an answer's status means for request ``what`` (to ``url``, its body ``text``):
+    None when it was accepted. Quoted bodies are cut short, without ``secret``."""
     if 200 <= status < 300:
         return None
-    if status in (401, 403) and what != CHUNK_PUT:
-        return AuthError(f"{what}: HTTP {status}")
+    answered = f"{what}: HTTP {status}"
     if status in _TRANSIENT_STATUS:
-        return TransientError(f"{what}: HTTP {status}", retry_after)
-    if 300 <= status < 400:
-        return RejectedError(f"{what}: HTTP {status} redirect refused")
-    if what == CHUNK_PUT and status == 403:
-        # an expired or already used presigned URL: a fresh one may work
-        return TransientError(f"{what}: HTTP 403 (presigned URL refused)")
-    return RejectedError(f"{what}: HTTP {status}: {text[:200]}")
+        return TransientError(answered, retry_after)
+    if status in _DATA_REFUSED:
+        return RejectedError(f"{answered}: {quote(text, secret)}", error_fields(text))
+    if what == CHUNK_PUT:
+        if status in (401, 403) or status in _WRONG_DESTINATION or 300 <= status < 400:
+            # the presigned URL expired, was used, or its storage moved: a fresh one may work
+            return TransientError(f"{answered} (the presigned URL refused)")
+    elif status in (401, 403):
+        return AuthError(answered)
+    elif status in _WRONG_DESTINATION or 300 <= status < 400:
+        where = f" from {_without_query(url)}" if url else ""
+        if location:
+            where += f", redirecting to {quote(_without_query(location), secret)}"
+        return DestinationError(f"{answered}{where}")
+    return UnexpectedStatusError(f"{answered}: {quote(text, secret)}")
 
 
-def _check(response: requests.Response, what: str) -> requests.Response:
-    status = response.status_code
-    if 200 <= status < 300:
-        return response
-    error = status_error(status, what, retry_after=_retry_after(response), text=response.text)
-    assert error is not None
-    raise error
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0].split("#", 1)[0]
 
 
 class _Wait:
@@ -111,6 +192,7 @@ class Transport:
 
     def __init__(self, settings: Settings, abort: threading.Event) -> None:
         assert settings.api_key
+        self._key = settings.api_key
         self._base = settings.base_url
         self._timeout = settings.request_timeout
         # set when the process gives up on delivering: retries stop, what is left stays spooled
@@ -146,6 +228,22 @@ class Transport:
         if not self._env_proxies:
             return None
         return requests.utils.get_environ_proxies(url) or None
+
+    def _check(self, response: requests.Response, what: str) -> requests.Response:
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        error = status_error(
+            status,
+            what,
+            retry_after=_retry_after(response),
+            text=response.text,
+            url=response.url,
+            location=response.headers.get("Location"),
+            secret=self._key,
+        )
+        assert error is not None
+        raise error
 
     def close(self) -> None:
         self._api.close()
@@ -204,7 +302,13 @@ class Transport:
             self._api_proxies,
             deadline,
         )
-        return _check(response, what)
+        return self._check(response, what)
+
+    def probe(self, deadline: float) -> None:
+        """POST an empty event once, without retries (``roark check``): Roark checks the key
+        before the body, so a good key and URL raise ``RejectedError`` (the empty event
+        judged), a bad key ``AuthError``, a wrong URL ``DestinationError``."""
+        self._post_json(wire.EVENTS_PATH, {}, deadline, "an empty test event")
 
     def send_event(self, body: dict[str, Any], deadline: float) -> None:
         """POST one lifecycle event, retrying transient failures until ``deadline``."""
@@ -233,4 +337,4 @@ class Transport:
                     self._proxies(url),
                     deadline,
                 )
-                _check(response, CHUNK_PUT)
+                self._check(response, CHUNK_PUT)

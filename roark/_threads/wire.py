@@ -45,6 +45,8 @@ class TranscriptEntry(TypedDict):
     endAudioOffsetMs: int
     interrupted: NotRequired[bool]
     language: NotRequired[str]
+    # an extra field (the contract tolerates them): the LiveKit agent that spoke (Agent.id)
+    livekitAgentId: NotRequired[str]
 
 
 class ToolCallRecord(TypedDict):
@@ -54,6 +56,7 @@ class ToolCallRecord(TypedDict):
     arguments: str
     timestamp: str
     audioOffsetMs: int
+    livekitAgentId: NotRequired[str]
 
 
 class ToolResultRecord(TypedDict):
@@ -63,6 +66,7 @@ class ToolResultRecord(TypedDict):
     isError: bool
     timestamp: str
     audioOffsetMs: int
+    livekitAgentId: NotRequired[str]
 
 
 ToolRecord = Union[ToolCallRecord, ToolResultRecord]
@@ -186,6 +190,7 @@ def transcript_entry(
     offsets_ms: tuple[int, int],
     interrupted: bool,
     language: str | None,
+    agent_id: str | None = None,
 ) -> TranscriptEntry:
     """One transcript entry spoken over ``span`` (wall times), at ``offsets_ms`` in the audio."""
     entry: TranscriptEntry = {
@@ -200,11 +205,15 @@ def transcript_entry(
         entry["interrupted"] = interrupted
     if language:
         entry["language"] = language
+    if agent_id:
+        entry["livekitAgentId"] = agent_id
     return entry
 
 
-def tool_call(call_id: str, name: str, arguments: str, at: float, offset_ms: int) -> ToolCallRecord:
-    return {
+def tool_call(
+    call_id: str, name: str, arguments: str, at: float, offset_ms: int, agent_id: str | None
+) -> ToolCallRecord:
+    record: ToolCallRecord = {
         "kind": "tool_call",
         "toolCallId": call_id,
         "name": name,
@@ -212,12 +221,15 @@ def tool_call(call_id: str, name: str, arguments: str, at: float, offset_ms: int
         "timestamp": iso(at),
         "audioOffsetMs": offset_ms,
     }
+    if agent_id:
+        record["livekitAgentId"] = agent_id
+    return record
 
 
 def tool_result(
-    call_id: str, content: str, is_error: bool, at: float, offset_ms: int
+    call_id: str, content: str, is_error: bool, at: float, offset_ms: int, agent_id: str | None
 ) -> ToolResultRecord:
-    return {
+    record: ToolResultRecord = {
         "kind": "tool_result",
         "toolCallId": call_id,
         "content": content,
@@ -225,6 +237,9 @@ def tool_result(
         "timestamp": iso(at),
         "audioOffsetMs": offset_ms,
     }
+    if agent_id:
+        record["livekitAgentId"] = agent_id
+    return record
 
 
 def metric(kind: str, at: float, offset_ms: int, fields: Mapping[str, Any]) -> MetricRecord:

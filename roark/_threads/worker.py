@@ -158,21 +158,23 @@ class Worker:
     # -- processor thread ----------------------------------------------------------------
 
     def _process(self) -> None:
+        # intervals on the monotonic clock: a test clock that freezes time.time() must not
+        # stop the cuts; each call reads its own clock for the recording
         next_cut = time.monotonic() + CUT_INTERVAL
         last_spool_check = 0.0
         pace = _Pacer()
         while not self._closing.is_set():
             batch = self.handoff.collect(max(0.0, next_cut - time.monotonic()))
-            now = time.time()
+            now = time.monotonic()
             pace.start()
             for envelope in batch:
-                self._handle(envelope.channel, envelope.record, now)
+                self._handle(envelope.channel, envelope.record)
                 pace.check()
-            self._take_audio(now, pace)
-            if time.monotonic() >= next_cut:
+            self._take_audio(pace)
+            if now >= next_cut:
                 # on the beat; a pass that ran long starts the next beat from now
                 next_cut = max(next_cut + CUT_INTERVAL, time.monotonic())
-                self._cut_recordings(now, pace)
+                self._cut_recordings(pace)
                 with self.stats.guard("waking calls due a retry"):
                     self.delivery.wake_retries()
             if now - last_spool_check >= SPOOL_CHECK_INTERVAL:
@@ -187,7 +189,7 @@ class Worker:
         if self.spool.over_by() > 0:
             self.delivery.make_room(self.spool, 0)
 
-    def _handle(self, channel: CallChannel | None, record: Record, now: float) -> None:
+    def _handle(self, channel: CallChannel | None, record: Record) -> None:
         if channel is None:
             assert isinstance(record, Barrier)
             record.passed.set()
@@ -199,39 +201,48 @@ class Worker:
                     return  # the call has ended (or never began): nothing is listening
                 call = self.calls[channel] = self._new_call(channel)
             try:
-                call.handle(record, now)
+                call.handle(record)
             finally:
                 if call.ended:
                     del self.calls[channel]
+                    if call.discarded and not channel.delivered.done():
+                        channel.delivered.set_result(True)  # nothing to deliver
 
-    def _take_audio(self, now: float, pace: _Pacer) -> None:
+    def _take_audio(self, pace: _Pacer) -> None:
         # what the taps appended since is newer than anything queued for the call
         for channel in list(self.calls):
             with self._record_guard:
                 for audio in channel.take_audio():
-                    self._handle(channel, audio, now)
+                    self._handle(channel, audio)
             pace.check()
 
-    def _cut_recordings(self, now: float, pace: _Pacer) -> None:
+    def _cut_recordings(self, pace: _Pacer) -> None:
         for call in list(self.calls.values()):
             with self._cut_guard:
-                call.cut(now)
+                call.cut()
             pace.check()
 
     def _new_call(self, channel: CallChannel) -> CallAssembler:
         key = channel.key
-        self.delivery.open(key, channel.delivered)
+        opened = False
+
+        def spooled(call: CallAssembler, item: Spooled) -> None:
+            nonlocal opened
+            if not opened:
+                # delivery learns of the call with its first item: one that ends empty
+                # (discarded by its assembler) never had an outbox
+                opened = True
+                self.delivery.open(key, channel.delivered)
+            self.delivery.put(key, item, spool=call.spool, call_id=call.call_id)
+
         return CallAssembler(
             key=key,
             clock=channel.clock,
             settings=self.settings,
             spool=self.spool.new_call(key),
             stats=self.stats,
-            on_spooled=self._spooled,
+            on_spooled=spooled,
         )
-
-    def _spooled(self, call: CallAssembler, item: Spooled) -> None:
-        self.delivery.put(call.key, item, spool=call.spool, call_id=call.call_id)
 
 
 class _Pacer:

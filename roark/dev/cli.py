@@ -16,14 +16,10 @@ _NEEDED = ("aiohttp",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", default=".roark", help="folder the calls are kept in")
+    parser.add_argument("--port", type=int, default=8787, help="port to listen on")
     parser.add_argument(
-        "--dir", default=".roark", help="folder the calls are kept in (default: .roark)"
-    )
-    parser.add_argument("--port", type=int, default=8787, help="port (default: 8787)")
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default: 127.0.0.1; another needs --allow-remote)",
+        "--host", default="127.0.0.1", help="address to listen on (another needs --allow-remote)"
     )
     parser.add_argument(
         "--allow-remote",
@@ -76,12 +72,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def banner(base_url: str, api_key: str, folder: str) -> str:
+    from ..testing.server.cli import agent_environment
+
     return "\n".join(
         [
             f"roark dev: a local Roark with a viewer; calls are kept in {folder}",
-            "Point your agent at it:",
-            f"  export ROARK_BASE_URL={base_url}",
-            f"  export ROARK_API_KEY={api_key}",
+            *agent_environment(base_url, api_key),
             f"Viewer: {base_url}/",
             "Ctrl-C to stop.",
         ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -67,33 +66,34 @@ def run_until_interrupted(server: _Server, banner: Callable[[], str], where: str
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m roark.testing.server",
-        description="A local, contract-faithful Roark server for LiveKit Agents calls.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8787)
+DEFAULT_API_KEY = "roark-local-key"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8787, help="port to listen on (0: any free)")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the key requests must carry")
     parser.add_argument(
-        "--api-key",
-        default=os.environ.get("ROARK_API_KEY") or "roark-local-key",
-        help="key that requests must carry (default: $ROARK_API_KEY or roark-local-key)",
+        "--recordings-dir",
+        default=None,
+        help="folder for the calls' WAVs (default: a new temporary folder)",
     )
-    parser.add_argument("--recordings-dir", default=None, help="where to write call WAVs")
     parser.add_argument(
         "--no-envelope", action="store_true", help="answer chunk-upload-url without {data: ...}"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a local Roark until Ctrl-C: ``python -m roark.testing.server --port 8787``."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def agent_environment(base_url: str, api_key: str) -> list[str]:
+    """The lines that tell how to point an agent at a local Roark."""
+    return [
+        "Point your agent at it:",
+        f"  export ROARK_BASE_URL={base_url}",
+        f"  export ROARK_API_KEY={api_key}",
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a local Roark from parsed arguments until Ctrl-C."""
     server = LocalRoark(
         api_key=args.api_key,
         host=args.host,
@@ -104,9 +104,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     def banner() -> str:
-        return (
-            f"Local Roark listening on {server.base_url} (Ctrl-C to stop)\n"
-            f"  ROARK_BASE_URL={server.base_url}\n  recordings: {server.recordings_dir}"
+        return "\n".join(
+            [
+                f"Local Roark listening on {server.base_url} (Ctrl-C to stop)",
+                *agent_environment(server.base_url, server.api_key),
+                f"Recordings: {server.recordings_dir}",
+            ]
         )
 
     return run_until_interrupted(server, banner, f"{args.host}:{args.port}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..._cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(
+        prog="python -m roark.testing.server",
+        description="A local, contract-faithful Roark server for LiveKit Agents calls.",
+        formatter_class=HelpFormatter,
+    )
+    add_arguments(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a local Roark until Ctrl-C: ``python -m roark.testing.server --port 8787``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run(args)

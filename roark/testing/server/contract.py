@@ -62,6 +62,8 @@ _TRANSCRIPT_SPEC: Spec = {
     "endAudioOffsetMs": ("int", True),
     "interrupted": ("bool", False),
     "language": ("str", False),
+    # an extra field roark adds (the service tolerates extra fields): the LiveKit agent
+    "livekitAgentId": ("str", False),
 }
 _TOOL_CALL_SPEC: Spec = {
     "toolCallId": ("str", True),
@@ -69,6 +71,7 @@ _TOOL_CALL_SPEC: Spec = {
     "arguments": ("text", True),
     "timestamp": ("ts", True),
     "audioOffsetMs": ("int", True),
+    "livekitAgentId": ("str", False),
 }
 _TOOL_RESULT_SPEC: Spec = {
     "toolCallId": ("str", True),
@@ -76,6 +79,7 @@ _TOOL_RESULT_SPEC: Spec = {
     "isError": ("bool", True),
     "timestamp": ("ts", True),
     "audioOffsetMs": ("int", True),
+    "livekitAgentId": ("str", False),
 }
 _METRIC_NUMBERS = (
     "endOfUtteranceDelay",

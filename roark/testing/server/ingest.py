@@ -182,6 +182,10 @@ class Ingest:
         payload, problem = self._api_body(headers, body, what)
         if problem is not None:
             return problem
+        if not payload:
+            # how a client asks whether its key and URL are right (`roark check`): judged like
+            # any event without a name, but no client's mistake
+            return error_reply(400, "'event' must be 'call-started' or 'call-ended', got nothing")
         event = payload.get("event")
         cid = payload.get("livekitCallId")
         cid = cid if isinstance(cid, str) and cid else None

@@ -209,8 +209,8 @@ class LocalRoark:
         :meth:`clear_faults` or :meth:`stop` and then close without an answer; with
         probability ``drop_rate``, close the connection without an answer; else with
         probability ``error_rate``, answer ``error_status`` (with ``Retry-After`` when
-        ``retry_after`` is set). Draws come from ``random.Random(seed)``. Faulted requests
-        change no state.
+        ``retry_after`` is set; a 3xx with a ``Location``, as a proxy redirecting elsewhere).
+        Draws come from ``random.Random(seed)``. Faulted requests change no state.
 
         Example::
 
@@ -419,6 +419,9 @@ class LocalRoark:
         if plan.action == "error":
             self._set_fault(record, "error")
             extra = {} if plan.retry_after is None else {"Retry-After": f"{plan.retry_after:g}"}
+            if 300 <= plan.status < 400:
+                # like a proxy that moved the API (plain HTTP to HTTPS, another host or path)
+                extra["Location"] = "https://" + h.headers.get("Host", self._host) + h.path
             self._answer(h, record, error_reply(plan.status, "injected fault", extra))
             return True
         return False
