@@ -135,9 +135,11 @@ class ViewerApp:
         return web.json_response(data)
 
     async def call(self, request: web.Request) -> web.Response:
+        version = self._version  # before reading: a change meanwhile wakes a poll at once
         page = await self._run(views.call_page, self.store, request.match_info["key"])
         if page is None:
             raise web.HTTPNotFound(text="no such call")
+        page["version"] = version
         return web.json_response(page)
 
     def _call_file(self, key: str, name: str) -> Path:

@@ -309,7 +309,7 @@ class FolderStore(CallStore):
         os.replace(tmp, folder / "recording.wav")
         return frames
 
-    def _analyze(self, folder: Path, ended: dict[str, Any]) -> None:
+    def _analyze(self, folder: Path, ended: dict[str, Any]) -> dict[str, Any]:
         recording, rate = read_recording(folder / "recording.wav")
         scanned = analysis.scan(recording, rate)
         _write_atomically(folder / "peaks.u8", scanned.peaks.tobytes())
@@ -317,6 +317,21 @@ class FolderStore(CallStore):
             ended.get("transcript") or [], ended.get("metrics") or [], scanned
         )
         _write_atomically(folder / "analysis.json", json.dumps(result).encode())
+        return result
+
+    def analysis_of(self, call_id: str) -> dict[str, Any] | None:
+        """The call's analysis (None without a stitched recording); one made by an older
+        viewer is made again, so a folder kept across upgrades shows what this one shows."""
+        folder = self.call_folder(call_id)
+        try:
+            result = json.loads((folder / "analysis.json").read_text())
+        except (OSError, ValueError):
+            result = None
+        if isinstance(result, dict) and result.get("version") == analysis.VERSION:
+            return result
+        if not (folder / "recording.wav").is_file():
+            return None
+        return self._analyze(folder, self.first_event(call_id, "call-ended") or {})
 
     # ---------------------------------------------------------------- readers
 
