@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from ..testing.server.contract import format_runs, index_gaps
 from .store import FolderStore
 
 # the transcript may run a little past the recording: the last words' offsets are rounded
@@ -22,13 +23,13 @@ def _indices(text: str | None) -> set[int]:
 
 def _ranges(indices: list[int]) -> str:
     """``[1, 2, 3, 7]`` -> ``'1-3, 7'``."""
-    groups: list[list[int]] = []
+    runs: list[tuple[int, int]] = []
     for i in indices:
-        if groups and i == groups[-1][-1] + 1:
-            groups[-1].append(i)
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
         else:
-            groups.append([i])
-    return ", ".join(str(g[0]) if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in groups)
+            runs.append((i, i))
+    return format_runs(runs)
 
 
 def wholeness(row: dict[str, Any]) -> list[str]:
@@ -39,10 +40,9 @@ def wholeness(row: dict[str, Any]) -> list[str]:
     if not row["ended_count"]:
         problems.append("no call-ended (yet)")
     chunks, asked = _indices(row["chunk_list"]), _indices(row["asked_list"])
-    if chunks:
-        gaps = sorted(set(range(max(chunks) + 1)) - chunks)
-        if gaps:
-            problems.append(f"chunk(s) {_ranges(gaps)} missing")
+    gaps = index_gaps(list(chunks))
+    if gaps:
+        problems.append(f"chunk(s) {format_runs(gaps)} missing")
     never = sorted(asked - chunks)
     if never:
         problems.append(f"chunk(s) {_ranges(never)} asked for an upload URL but never stored")
@@ -166,6 +166,8 @@ def _no_recording(row: dict[str, Any], ended: dict[str, Any]) -> str:
         )
     if not chunks and "recordingSampleRate" not in ended:
         return "No audio: the call sent no recording (a text-only session, or no audio I/O)."
+    if chunks and row["frames"] == 0:
+        return "No recording: the chunks stored hold no audio (0 frames)."
     return "No recording: no chunk of this call was stored."
 
 
@@ -178,7 +180,8 @@ def call_page(store: FolderStore, key: str) -> dict[str, Any] | None:
     row = rows[0]
     started = store.first_event(call_id, "call-started") or {}
     ended = store.first_event(call_id, "call-ended") or {}
-    analysis = store.analysis_of(call_id) if row["frames"] is not None else None
+    # a recording of no frames (empty chunks) has nothing to draw or play
+    analysis = store.analysis_of(call_id) if row["frames"] else None
     base = f"/api/calls/{quote(key)}"
     metric_kinds: dict[str, int] = {}
     for record in ended.get("metrics") or []:
