@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import requests
 
+from roark.dev import analysis
 from roark.dev import cli as dev_cli
 from roark.dev.server import DevServer
 from roark.dev.store import FolderInUseError
@@ -143,6 +144,22 @@ def test_waiting_for_any_call_waits_for_one_that_ends_after_the_server_started(
         deliver(server.base_url, "RM_c", pcm, pretty_ended("RM_c"))
         waiting.join(15)
         assert got == ["RM_c"]
+
+
+def test_a_folder_analysed_by_an_older_viewer_is_analysed_again(folder: Path) -> None:
+    with DevServer(folder, api_key=KEY) as server:
+        deliver(server.base_url, CID, stereo_pcm(1.5), pretty_ended(CID))
+        kept = server.store.call_folder(CID) / "analysis.json"
+    # what the first viewer kept: no version, no interruptions, no unmeasured turns
+    old = json.loads(kept.read_text())
+    for key in ("version", "interruptions", "latency_skipped"):
+        del old[key]
+    kept.write_text(json.dumps(old))
+    with DevServer(folder, api_key=KEY) as server:
+        page = requests.get(server.base_url + f"/api/calls/{CID}", timeout=10).json()
+    assert page["analysis"]["version"] == analysis.VERSION
+    assert page["analysis"]["interruptions"] == [] and "latency_skipped" in page["analysis"]
+    assert json.loads(kept.read_text()) == page["analysis"]
 
 
 def test_the_recording_is_served_with_range_requests(dev: DevServer) -> None:
