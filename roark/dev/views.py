@@ -98,10 +98,13 @@ def list_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def calls_list(store: FolderStore, agent_id: str | None = None) -> dict[str, Any]:
-    """The calls list: rows newest first (one agent's when given), and every agent."""
+def calls_list(
+    store: FolderStore, agent_id: str | None = None, call_id: str | None = None
+) -> dict[str, Any]:
+    """The calls list: rows newest first (one agent's, one call's when given), and every
+    agent."""
     return {
-        "calls": [list_row(r) for r in store.rows(agent_id=agent_id)],
+        "calls": [list_row(r) for r in store.rows(agent_id=agent_id, call_id=call_id)],
         "agents": store.agents(),
     }
 

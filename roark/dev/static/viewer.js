@@ -206,7 +206,7 @@ function callLength(call) {
 async function reloadWhenEnded(id, version) {
   for (;;) {
     try {
-      const data = await getJSON(`/api/calls?after=${version}`);
+      const data = await getJSON(`/api/calls?${new URLSearchParams({ call: id, after: version })}`);
       version = data.version;
       if (data.calls.some((c) => c.id === id && c.ended)) { location.reload(); return; }
     } catch (err) {
@@ -387,7 +387,9 @@ function layoutLabels(ws, labels) {
       }
     };
     for (const mark of labels.filter((m) => m.kind === kind).sort((a, b) => a.at - b.at)) {
-      const room = shown ? shown.label.offsetWidth + 24 : 0;
+      // the label's width from its text (10 px type): reading offsetWidth here would lay the
+      // page out again for every mark of a long call
+      const room = shown ? (shown.text.length + 4) * 6 + 16 : 0;
       if (shown && (mark.at - shown.at) * pxPerSecond < room) {
         mark.label.style.display = "none";
         group.push(mark);
