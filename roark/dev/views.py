@@ -109,6 +109,11 @@ def calls_list(
     }
 
 
+_IDS = ("livekitCallId", "roomSid", "roomName", "jobId", "participantIdentity", "agentId")
+# which LiveKit agent (Agent.id) spoke a turn or ran a tool: calls with handoffs have several
+_AGENT_FIELD = "livekitAgentId"
+
+
 def _seconds(record: dict[str, Any], key: str = "audioOffsetMs") -> float | None:
     value = record.get(key)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -137,19 +142,10 @@ def _tools(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return tools
 
 
-_IDS = ("livekitCallId", "roomSid", "roomName", "jobId", "participantIdentity", "agentId")
-# which LiveKit agent (Agent.id) spoke a turn or ran a tool: calls with handoffs have several
-_AGENT_FIELD = "livekitAgentId"
-
-
 def _agents(transcript: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[str]:
     """The LiveKit agents of the call, in the order they first spoke or acted."""
-    seen: dict[str, None] = {}
-    for record in [*transcript, *tools]:
-        agent = record.get(_AGENT_FIELD) if _AGENT_FIELD in record else record.get("agent")
-        if isinstance(agent, str) and agent:
-            seen.setdefault(agent)
-    return list(seen)
+    named = [t.get(_AGENT_FIELD) for t in transcript] + [t["agent"] for t in tools]
+    return list(dict.fromkeys(a for a in named if isinstance(a, str) and a))
 
 
 def _no_recording(row: dict[str, Any], ended: dict[str, Any]) -> str:
