@@ -125,7 +125,8 @@ def test_alignment_flags_turns_whose_audio_is_not_where_the_transcript_says() ->
         *TRANSCRIPT,
         entry("assistant", 7.0, 8.0),  # nothing on the agent channel there
         entry("user", 4.0, 6.0),  # the caller is silent; the agent speaks then
-        entry("user", 9.5, 12.0),  # past the end of a 10 s recording
+        entry("user", 9.5, 12.0),  # runs past the end of a 10 s recording, silent before
+        entry("user", 10.5, 11.0),  # after the end: no audio to check it against
         entry("system", 0.0, 0.0),
     ]
     checks = analysis.alignment(transcript, analysis.scan(call_audio(CALLER, AGENT), RATE))
@@ -136,11 +137,61 @@ def test_alignment_flags_turns_whose_audio_is_not_where_the_transcript_says() ->
         (3, "agent", False),
         (4, "caller", False),
         (5, "caller", False),
+        (6, "caller", None),
     ]
     assert checks[0].coverage == 1.0 and checks[0].onset_error_s == 0.0
     assert checks[3].problem == "no speech on the agent channel at 7.00-8.00 s"
     assert checks[4].problem == "no speech on the caller channel at 4.00-6.00 s"
-    assert checks[5].problem == "past the end of the recording (10.0 s)"
+    assert checks[5].problem == "no speech on the caller channel at 9.50-10.00 s"
+    assert checks[6].problem == "after the end of the recording (10.0 s)"
+
+
+def test_an_interrupted_turn_is_checked_and_marked_up_to_where_its_audio_stopped() -> None:
+    # the caller cut the agent off at 3.0 s; LiveKit ended the turn at 5.5 s, when it
+    # committed it, just before the agent's next turn
+    caller, agent = [(2.4, 4.8)], [(1.0, 3.0), (5.6, 6.4)]
+    transcript = [
+        entry("assistant", 1.0, 5.5, interrupted=True),
+        entry("user", 2.4, 4.8),
+        entry("assistant", 5.6, 6.4),
+    ]
+    scanned = analysis.scan(call_audio(caller, agent), RATE)
+    (cut, _, answer) = analysis.alignment(transcript, scanned)
+    assert (cut.ok, cut.coverage) == (True, 1.0)  # not "only 44% has speech"
+    assert answer.ok is True
+    assert analysis.interruptions(transcript, scanned) == [{"turn": 0, "stopped_s": 3.0}]
+
+
+def test_agent_turns_left_unmeasured_say_why() -> None:
+    caller, agent = [(2.0, 3.0)], [(0.5, 1.5), (3.5, 4.5), (5.0, 6.0)]
+    transcript = [
+        entry("assistant", 0.5, 1.5),  # a greeting
+        entry("user", 2.0, 3.0),
+        entry("assistant", 3.5, 4.5),
+        entry("assistant", 5.0, 6.0),  # a follow-up
+        entry("user", 7.0, 7.5),
+        entry("assistant", 8.5, 9.0),  # the transcript says so; the agent channel is silent
+        entry("user", 10.2, 10.5),
+        entry("assistant", 11.0, 12.0),  # after the end of the recording
+    ]
+    scanned = analysis.scan(call_audio(caller + [(7.0, 7.5)], agent), RATE)
+    result = analysis.analyze(transcript, [], scanned)
+    assert [row["turn"] for row in result["latency"]] == [2]
+    assert result["latency_skipped"] == [
+        {"turn": 0, "why": "no caller turn before it"},
+        {"turn": 3, "why": "no caller turn before it"},
+        {"turn": 5, "why": "its audio is not where the transcript says"},
+        {"turn": 7, "why": "after the end of the recording"},
+    ]
+    assert result["version"] == analysis.VERSION
+
+
+def test_a_realtime_models_time_to_first_token_stands_in_for_the_llms() -> None:
+    metrics = [{"kind": "realtime_model", "audioOffsetMs": 4000, "ttft": 0.35}]
+    scanned = analysis.scan(call_audio(CALLER, AGENT), RATE)
+    (row,) = analysis.latency(TRANSCRIPT, metrics, scanned)
+    assert (row.eou_s, row.stt_s, row.llm_ttft_s, row.tts_ttfb_s) == (None, None, 0.35, None)
+    assert row.remainder_s == 0.45
 
 
 def test_a_shifted_transcript_is_flagged_and_not_measured() -> None:

@@ -87,7 +87,8 @@ def browser() -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     p = browser.new_page(viewport={"width": 1100, "height": 1000})
     errors: list[str] = []
-    p.on("pageerror", lambda exc: errors.append(str(exc)))
+    p.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    p.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
     yield p
     p.close()
     assert errors == []

@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ import numpy as np
 import pytest
 import requests
 
+from roark.dev import analysis
 from roark.dev import cli as dev_cli
 from roark.dev.server import DevServer
+from roark.dev.store import FolderInUseError
 from roark.testing.server import EVENT_PATH, UPLOAD_URL_PATH, LocalRoark
 
 from .test_local_roark import KEY, auth, ended, started, stereo_pcm
@@ -90,6 +93,73 @@ def test_calls_survive_a_restart(folder: Path) -> None:
         body = {"livekitCallId": CID, "chunkIndex": 3, "contentType": "audio/pcm"}
         post(server.base_url + UPLOAD_URL_PATH, body)
         assert any("after call-ended" in v for v in server.store.violations_of(CID))
+
+
+def test_one_server_per_folder(folder: Path) -> None:
+    with DevServer(folder, api_key=KEY) as first:
+        # a second one here would keep its own upload URLs and answer the same call otherwise
+        with pytest.raises(FolderInUseError) as refused:
+            DevServer(folder, api_key=KEY)
+        held = (
+            f"{folder.resolve()} is already served by process {os.getpid()} (another roark "
+            "dev?); stop it, or give this one another folder (--dir)"
+        )
+        assert str(refused.value) == held
+        # and in another process, `roark dev` says so and exits
+        cmd = [sys.executable, "-m", "roark", "dev", "--dir", str(folder), "--port", "0"]
+        other = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert (other.returncode, other.stdout, other.stderr) == (1, "", f"roark dev: {held}\n")
+        assert requests.get(first.base_url + "/api/calls", timeout=10).status_code == 200
+    # stopped, it lets the folder go; so does a server never started
+    idle = DevServer(folder, api_key=KEY)
+    idle.stop()
+    with DevServer(folder, api_key=KEY) as again:
+        assert requests.get(again.base_url + "/api/calls", timeout=10).status_code == 200
+
+
+def test_waiting_for_any_call_waits_for_one_that_ends_after_the_server_started(
+    folder: Path,
+) -> None:
+    pcm = stereo_pcm(1.0)
+    with DevServer(folder, api_key=KEY) as server:
+        deliver(server.base_url, "RM_old", pcm, pretty_ended("RM_old"))
+        assert server.wait_for_call(timeout=5).livekit_call_id == "RM_old"
+    with DevServer(folder, api_key=KEY) as server:
+        # the folder's calls from before are its history, not a call that just ended
+        with pytest.raises(TimeoutError, match="no call-ended for any new call within 0.3 s"):
+            server.wait_for_call(timeout=0.3)
+        assert server.wait_for_call("RM_old", timeout=1).livekit_call_id == "RM_old"
+        # each new call once, in the order they ended; a wait begun before a call ends gets it
+        for cid in ("RM_a", "RM_b"):
+            deliver(server.base_url, cid, pcm, pretty_ended(cid))
+        assert [server.wait_for_call(timeout=5).livekit_call_id for _ in range(2)] == [
+            "RM_a",
+            "RM_b",
+        ]
+        got: list[str] = []
+        waiting = threading.Thread(
+            target=lambda: got.append(server.wait_for_call(timeout=10).livekit_call_id)
+        )
+        waiting.start()
+        deliver(server.base_url, "RM_c", pcm, pretty_ended("RM_c"))
+        waiting.join(15)
+        assert got == ["RM_c"]
+
+
+def test_a_folder_analysed_by_an_older_viewer_is_analysed_again(folder: Path) -> None:
+    with DevServer(folder, api_key=KEY) as server:
+        deliver(server.base_url, CID, stereo_pcm(1.5), pretty_ended(CID))
+        kept = server.store.call_folder(CID) / "analysis.json"
+    # what the first viewer kept: no version, no interruptions, no unmeasured turns
+    old = json.loads(kept.read_text())
+    for key in ("version", "interruptions", "latency_skipped"):
+        del old[key]
+    kept.write_text(json.dumps(old))
+    with DevServer(folder, api_key=KEY) as server:
+        page = requests.get(server.base_url + f"/api/calls/{CID}", timeout=10).json()
+    assert page["analysis"]["version"] == analysis.VERSION
+    assert page["analysis"]["interruptions"] == [] and "latency_skipped" in page["analysis"]
+    assert json.loads(kept.read_text()) == page["analysis"]
 
 
 def test_the_recording_is_served_with_range_requests(dev: DevServer) -> None:

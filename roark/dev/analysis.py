@@ -10,7 +10,10 @@ recording (left = caller, right = agent) and the call-ended body, and kept besid
   of the caller's speech to the start of the agent's audio, both measured on the
   recording), beside LiveKit's stages for that turn (end of utterance, STT, LLM time to
   first token, TTS time to first byte) and the remainder no stage explains.
-- **Alignment**: whether each transcript turn's channel has speech where its offsets say.
+- **Alignment**: whether each transcript turn's channel has speech where its offsets say (a
+  turn after the end of the recording cannot be checked: chunks were lost or refused).
+- **Interruptions**: where the agent's audio of each interrupted turn really stopped (LiveKit
+  may end the turn's transcript later, when it commits the interrupted message).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ ONSET_TOLERANCE_S = 0.5  # how far a turn's audio may start from its transcript 
 MIN_COVERAGE = 0.5  # share of a turn's span that must hold speech on its channel
 METRIC_MATCH_MS = 50  # a per-turn metric sits at its turn's end offset (same clock)
 
+# bump when what ``analyze`` returns changes: calls analysed before are analysed again
+VERSION = 2
 CHANNELS = ("caller", "agent")
 Runs = list[tuple[float, float]]
 
@@ -108,13 +113,17 @@ def speech_runs(dbfs: np.ndarray, window_s: float) -> Runs:
 
 @dataclass
 class TurnAlignment:
-    """Whether a transcript turn's channel has speech where its offsets say."""
+    """Whether a transcript turn's channel has speech where its offsets say.
+
+    ``ok`` is None for a turn that starts after the end of the recording: there is no audio
+    to check it against (the call's later chunks never arrived).
+    """
 
     turn: int
     channel: str
-    coverage: float  # share of [start, end] holding speech on the turn's channel
+    coverage: float  # share of [start, end] (within the recording) holding speech
     onset_error_s: float | None  # nearest speech onset minus the turn's start
-    ok: bool
+    ok: bool | None
     problem: str | None = None
 
 
@@ -123,7 +132,11 @@ def _channel(role: Any) -> int | None:
 
 
 def _span(entry: dict[str, Any]) -> tuple[float, float]:
-    return entry["audioOffsetMs"] / 1000.0, entry["endAudioOffsetMs"] / 1000.0
+    start = entry.get("audioOffsetMs")
+    end = entry.get("endAudioOffsetMs")
+    start = float(start) / 1000.0 if isinstance(start, (int, float)) else 0.0
+    end = float(end) / 1000.0 if isinstance(end, (int, float)) else start
+    return start, max(start, end)
 
 
 def _covered(runs: Runs, start: float, end: float) -> float:
@@ -135,6 +148,23 @@ def _nearest_onset(runs: Runs, at: float) -> float | None:
     return min(onsets, key=lambda a: abs(a - at)) if onsets else None
 
 
+def interrupted_stop(transcript: Sequence[dict[str, Any]], i: int, scanned: Scan) -> float | None:
+    """Where the audio of agent turn ``i`` (interrupted) stopped on the recording: the end of
+    the last agent speech that begins within the turn, before the agent's next turn (None
+    when no agent speech begins there)."""
+    start, end = _span(transcript[i])
+    later = [
+        _span(e)[0]
+        for e in transcript[i + 1 :]
+        if e.get("role") == "assistant" and _span(e)[0] >= start
+    ]
+    # speech starting near the turn's end may be the next turn's: measured onsets are
+    # quantised, and the transcript may end the cut turn where the next one begins
+    limit = max(start, min([end, *later]) - ONSET_TOLERANCE_S)
+    ends = [b for a, b in scanned.runs[1] if start - ONSET_TOLERANCE_S <= a <= limit]
+    return max(ends) if ends else None
+
+
 def alignment(transcript: Sequence[dict[str, Any]], scanned: Scan) -> list[TurnAlignment]:
     """Check every caller and agent turn against its channel of the recording."""
     checks = []
@@ -142,18 +172,25 @@ def alignment(transcript: Sequence[dict[str, Any]], scanned: Scan) -> list[TurnA
         channel = _channel(entry.get("role"))
         if channel is None:
             continue
-        checks.append(_check_turn(i, entry, channel, scanned))
+        checks.append(_check_turn(transcript, i, channel, scanned))
     return checks
 
 
-def _check_turn(i: int, entry: dict[str, Any], channel: int, scanned: Scan) -> TurnAlignment:
-    start, end = _span(entry)
+def _check_turn(
+    transcript: Sequence[dict[str, Any]], i: int, channel: int, scanned: Scan
+) -> TurnAlignment:
+    start, end = _span(transcript[i])
     runs, name = scanned.runs[channel], CHANNELS[channel]
     onset = _nearest_onset(runs, start)
     error = None if onset is None else round(onset - start, 3)
-    if end > scanned.duration_s + 0.1:
-        problem = f"past the end of the recording ({scanned.duration_s:.1f} s)"
-        return TurnAlignment(i, name, 0.0, error, False, problem)
+    recorded = scanned.duration_s
+    if start >= recorded:
+        problem = f"after the end of the recording ({recorded:.1f} s)"
+        return TurnAlignment(i, name, 0.0, error, None, problem)
+    if channel == 1 and transcript[i].get("interrupted"):
+        # the turn was cut off: its speech is expected up to where the audio stopped
+        end = min(end, interrupted_stop(transcript, i, scanned) or end)
+    end = min(end, recorded)
     length = end - start
     covered = _covered(runs, start, end)
     coverage = round(covered / length, 3) if length > 0 else float(covered > 0)
@@ -169,6 +206,17 @@ def _check_turn(i: int, entry: dict[str, Any], channel: int, scanned: Scan) -> T
             else f"only {coverage:.0%} of {where} has speech on the {name} channel"
         )
     return TurnAlignment(i, name, coverage, error, ok, problem)
+
+
+def interruptions(transcript: Sequence[dict[str, Any]], scanned: Scan) -> list[dict[str, Any]]:
+    """For each interrupted agent turn, where its audio stopped on the recording (None when
+    no agent speech starts within the turn)."""
+    found = []
+    for i, entry in enumerate(transcript):
+        if entry.get("role") == "assistant" and entry.get("interrupted"):
+            stop = interrupted_stop(transcript, i, scanned)
+            found.append({"turn": i, "stopped_s": None if stop is None else round(stop, 3)})
+    return found
 
 
 # --------------------------------------------------------------------------- latency
@@ -194,34 +242,50 @@ def latency(
     transcript: Sequence[dict[str, Any]], metrics: Sequence[dict[str, Any]], scanned: Scan
 ) -> list[TurnLatency]:
     """One row per agent turn that answers a caller turn, measured on the recording."""
+    return _latency(transcript, metrics, scanned)[0]
+
+
+def _latency(
+    transcript: Sequence[dict[str, Any]], metrics: Sequence[dict[str, Any]], scanned: Scan
+) -> tuple[list[TurnLatency], list[dict[str, Any]]]:
+    """The measured rows, and each agent turn left unmeasured with why."""
     order = sorted(
         (i for i, e in enumerate(transcript) if _channel(e.get("role")) is not None),
-        key=lambda i: transcript[i]["audioOffsetMs"],
+        key=lambda i: _span(transcript[i])[0],
     )
-    rows = []
-    for prev, cur in zip(order, order[1:], strict=False):
-        if (transcript[prev]["role"], transcript[cur]["role"]) != ("user", "assistant"):
+    rows, skipped = [], []
+    for n, cur in enumerate(order):
+        if transcript[cur]["role"] != "assistant":
+            continue
+        prev = order[n - 1] if n else None
+        if prev is None or transcript[prev]["role"] != "user":
+            skipped.append({"turn": cur, "why": "no caller turn before it"})
             continue
         row = _measure(prev, cur, transcript, scanned)
-        if row is not None:
-            _add_stages(row, transcript[prev], transcript[cur], metrics)
-            rows.append(row)
-    return rows
+        if isinstance(row, str):
+            skipped.append({"turn": cur, "why": row})
+            continue
+        _add_stages(row, transcript[prev], transcript[cur], metrics)
+        rows.append(row)
+    return rows, skipped
 
 
 def _measure(
     user: int, agent: int, transcript: Sequence[dict[str, Any]], scanned: Scan
-) -> TurnLatency | None:
+) -> TurnLatency | str:
+    """The row of an agent turn answering caller turn ``user``, or why it cannot be measured."""
     user_start, _ = _span(transcript[user])
     agent_start, _ = _span(transcript[agent])
+    if agent_start >= scanned.duration_s:
+        return "after the end of the recording"
     onset = _nearest_onset(scanned.runs[1], agent_start)
     if onset is None or abs(onset - agent_start) > ONSET_TOLERANCE_S:
-        return None  # the agent's audio is not where the transcript says: see alignment
+        return "its audio is not where the transcript says"  # see the alignment check
     spoken = [
         (a, b) for a, b in scanned.runs[0] if a < onset and b > user_start - ONSET_TOLERANCE_S
     ]
     if not spoken:
-        return None
+        return "no caller speech before it on the recording"
     caller_end = spoken[-1][1]
     return TurnLatency(agent, user, caller_end, onset, round(onset - caller_end, 3))
 
@@ -229,10 +293,16 @@ def _measure(
 def _metric_value(record: dict[str, Any] | None, key: str) -> float | None:
     if record is None:
         return None
-    value = record.get(key, (record.get("extra") or {}).get(key))
+    extra = record.get("extra")
+    value = record.get(key, extra.get(key) if isinstance(extra, dict) else None)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return round(float(value), 3)
     return None
+
+
+def _offset_ms(record: dict[str, Any]) -> float:
+    value = record.get("audioOffsetMs")
+    return float(value) if isinstance(value, (int, float)) else -1.0
 
 
 def _turn_metric(
@@ -240,11 +310,12 @@ def _turn_metric(
 ) -> dict[str, Any] | None:
     # LiveKit's per-message metrics (ChatMessage.metrics) are posted at the message's end
     for record in metrics:
-        extra = record.get("extra") or {}
+        extra = record.get("extra")
+        extra = extra if isinstance(extra, dict) else {}
         if (
             record.get("kind") == "turn"
             and extra.get("role") == role
-            and abs(record.get("audioOffsetMs", -1) - end_ms) <= METRIC_MATCH_MS
+            and abs(_offset_ms(record) - end_ms) <= METRIC_MATCH_MS
         ):
             return record
     return None
@@ -257,11 +328,7 @@ def _first_between(
     until_ms: float,
     last: bool = False,
 ) -> dict[str, Any] | None:
-    found = [
-        r
-        for r in metrics
-        if r.get("kind") == kind and after_ms <= r.get("audioOffsetMs", -1) <= until_ms
-    ]
+    found = [r for r in metrics if r.get("kind") == kind and after_ms <= _offset_ms(r) <= until_ms]
     if not found:
         return None
     return found[-1] if last else found[0]
@@ -272,18 +339,20 @@ def _add_stages(
 ) -> None:
     """LiveKit's stages for the turn: its per-message metrics, else the stage records
     between the caller's turn and the end of the agent's."""
-    said = _turn_metric(metrics, "user", user["endAudioOffsetMs"])
-    answered = _turn_metric(metrics, "assistant", agent["endAudioOffsetMs"])
+    (user_start, user_end), (agent_start, agent_end) = _span(user), _span(agent)
+    said = _turn_metric(metrics, "user", round(user_end * 1000))
+    answered = _turn_metric(metrics, "assistant", round(agent_end * 1000))
     eou = said or _first_between(
-        metrics, "eou", user["audioOffsetMs"], agent["audioOffsetMs"] + METRIC_MATCH_MS, last=True
+        metrics, "eou", user_start * 1000, agent_start * 1000 + METRIC_MATCH_MS, last=True
     )
     row.eou_s = _metric_value(eou, "endOfUtteranceDelay")
     row.stt_s = _metric_value(eou, "transcriptionDelay")
-    after = eou["audioOffsetMs"] if eou else user["audioOffsetMs"]
-    until = agent["endAudioOffsetMs"] + METRIC_MATCH_MS
+    after = _offset_ms(eou) if eou else user_start * 1000
+    until = agent_end * 1000 + METRIC_MATCH_MS
     row.llm_ttft_s = _metric_value(answered, "llmNodeTtft")
-    if row.llm_ttft_s is None:
-        row.llm_ttft_s = _metric_value(_first_between(metrics, "llm", after, until), "ttft")
+    for kind in ("llm", "realtime_model"):  # a realtime model's own time to first token
+        if row.llm_ttft_s is None:
+            row.llm_ttft_s = _metric_value(_first_between(metrics, kind, after, until), "ttft")
     row.tts_ttfb_s = _metric_value(answered, "ttsNodeTtfb")
     if row.tts_ttfb_s is None:
         row.tts_ttfb_s = _metric_value(_first_between(metrics, "tts", after, until), "ttfb")
@@ -306,12 +375,15 @@ def analyze(
     transcript: Sequence[dict[str, Any]], metrics: Sequence[dict[str, Any]], scanned: Scan
 ) -> dict[str, Any]:
     """Everything the call page shows about the recording, as JSON-ready data."""
-    rows = latency(transcript, metrics, scanned)
+    rows, skipped = _latency(transcript, metrics, scanned)
     return {
+        "version": VERSION,
         "duration_s": round(scanned.duration_s, 3),
         "peaks_per_second": PEAKS_PER_SECOND,
         "speech": {name: runs for name, runs in zip(CHANNELS, scanned.runs, strict=True)},
         "latency": [asdict(r) for r in rows],
+        "latency_skipped": skipped,
         "latency_summary": latency_summary(rows),
         "alignment": [asdict(a) for a in alignment(transcript, scanned)],
+        "interruptions": interruptions(transcript, scanned),
     }

@@ -118,7 +118,8 @@ class ViewerApp:
         return web.FileResponse(STATIC_DIR / "index.html")
 
     async def calls(self, request: web.Request) -> web.Response:
-        """The calls list; with ``?after=<version>`` it waits for a change first."""
+        """The calls list (``?agent=``, ``?call=``: only theirs); with ``?after=<version>`` it
+        waits for a change first."""
         after = request.query.get("after")
         if after is not None and after == str(self._version):
             if self._changed is None:
@@ -130,14 +131,17 @@ class ViewerApp:
         if self._closing:
             raise web.HTTPServiceUnavailable(text="roark dev is stopping")
         agent = request.query.get("agent") or None
-        data = await self._run(views.calls_list, self.store, agent)
+        call = request.query.get("call") or None  # one call's row: what its open page waits on
+        data = await self._run(views.calls_list, self.store, agent, call)
         data["version"] = self._version
         return web.json_response(data)
 
     async def call(self, request: web.Request) -> web.Response:
+        version = self._version  # before reading: a change meanwhile wakes a poll at once
         page = await self._run(views.call_page, self.store, request.match_info["key"])
         if page is None:
             raise web.HTTPNotFound(text="no such call")
+        page["version"] = version
         return web.json_response(page)
 
     def _call_file(self, key: str, name: str) -> Path:

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from ..testing.server.cli import run_until_interrupted, summary_line
     from .server import DevServer, is_loopback
+    from .store import FolderInUseError
 
     if not is_loopback(args.host):
         if not args.allow_remote:
@@ -57,13 +58,17 @@ def run(args: argparse.Namespace) -> int:
             "and hear your calls (the viewer asks for no key)",
             file=sys.stderr,
         )
-    server = DevServer(
-        args.dir,
-        host=args.host,
-        port=args.port,
-        api_key=args.api_key,
-        on_call_ended=lambda call: print(summary_line(call), flush=True),
-    )
+    try:
+        server = DevServer(
+            args.dir,
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key,
+            on_call_ended=lambda call: print(summary_line(call), flush=True),
+        )
+    except FolderInUseError as exc:
+        print(f"roark dev: {exc}", file=sys.stderr)
+        return 1
     return run_until_interrupted(
         server,
         lambda: banner(server.base_url, server.api_key, str(server.folder)),

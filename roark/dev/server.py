@@ -5,8 +5,11 @@ Example::
     with DevServer(".roark") as server:
         roark.configure(api_key=server.api_key, base_url=server.base_url)
         ...                                   # run an observed call
-        call = server.wait_for_call(timeout=20)
+        call = server.wait_for_call(timeout=20)   # the first call to end since start()
         print(server.call_url(call.livekit_call_id))
+
+One server serves a folder at a time: a second one on the same folder (in this process or
+another) raises :class:`~roark.dev.store.FolderInUseError` naming the holder.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class DevServer:
 
     ``host`` is 127.0.0.1 unless you ask otherwise; ``api_key`` defaults to the folder's own
     key (see :func:`local_key`). ``on_call_ended`` is called with each call once stitched.
+    Raises :class:`~roark.dev.store.FolderInUseError` when another server has the folder.
     """
 
     def __init__(
@@ -92,9 +96,14 @@ class DevServer:
         folder = Path(folder).resolve()
         _prepare_folder(folder)
         self.store = FolderStore(folder)
-        self.ingest = Ingest(
-            self.store, api_key=api_key or local_key(folder), on_call_ended=on_call_ended
-        )
+        try:
+            key = api_key or local_key(folder)
+        except BaseException:
+            self.store.close()
+            raise
+        self.ingest = Ingest(self.store, api_key=key, on_call_ended=on_call_ended)
+        # calls finished before this server started are the folder's history, not news
+        self._seen_finished = self.store.last_finished()
         self._host, self._port = host, port
         self._base_url: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -164,10 +173,11 @@ class DevServer:
         self._base_url = self.ingest.base_url = f"http://{url_host}:{port}"
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and close the index. Idempotent."""
+        """Stop serving, close the index and release the folder. Idempotent."""
         loop, thread = self._loop, self._thread
         self._loop = self._thread = None
         if loop is None or thread is None:
+            self.store.close()  # never started: the folder is released all the same
             return
         if self._runner is not None:
             closing = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
@@ -186,9 +196,25 @@ class DevServer:
         self.stop()
 
     def wait_for_call(self, call_id: str | None = None, *, timeout: float = 15.0) -> ReceivedCall:
-        """Block until a call-ended for ``call_id`` (any call if None) is stitched."""
-        found = self.store.wait(lambda: self.store.finished_call(call_id), timeout)
+        """Block until a call-ended for ``call_id`` is stitched (at once if it already was).
+
+        With None: the next call to end since this server started, in the order they ended;
+        each such call is returned once, so successive waits return successive calls, and a
+        call kept in the folder from an earlier run is never taken for a new one.
+        """
+        if call_id is not None:
+            found = self.store.wait(lambda: self.store.finished_call(call_id), timeout)
+        else:
+            found = self.store.wait(self._next_call, timeout)
         if found is None:
-            what = "any call" if call_id is None else repr(call_id)
+            what = "any new call" if call_id is None else repr(call_id)
             raise TimeoutError(f"no call-ended for {what} within {timeout} s")
         return found
+
+    def _next_call(self) -> ReceivedCall | None:
+        # store.wait() calls this under the store's lock: concurrent waiters get each call once
+        news = self.store.finished_after(self._seen_finished)
+        if news is None:
+            return None
+        self._seen_finished, call = news
+        return call

@@ -3,6 +3,7 @@
 The layout of the folder (``.roark/`` by default)::
 
     index.sqlite3                the index: one row per call, its chunks, events, violations
+    lock                         held by the process serving the folder (one at a time)
     calls/<call>/events/0001-call-started.json   every accepted event, byte for byte
     calls/<call>/chunks/000000.pcm               every chunk as PUT
     calls/<call>/recording.wav                   the chunks stitched (when the call ends)
@@ -11,11 +12,13 @@ The layout of the folder (``.roark/`` by default)::
 
 Files are written to a temporary name and renamed, so a crash never leaves half a file
 under a real name. Stitching and analysis run outside the lock: a long call does not hold
-up other calls.
+up other calls. One process serves a folder at a time: a second one would keep its own
+upload URLs and ended-times, and answer the same call differently (``FolderInUseError``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,6 +35,11 @@ from ..testing.server.contract import safe_name
 from ..testing.server.records import ReceivedCall
 from ..testing.server.storage import CallProgress, CallStore, call_summary
 from . import analysis
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, as the spool
+    fcntl = None  # type: ignore[assignment]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -71,6 +79,31 @@ CREATE INDEX IF NOT EXISTS violations_call ON violations (call_id);
 
 # a call-ended received before this run started: any chunk request now is after it
 _ENDED_BEFORE_THIS_RUN = float("-inf")
+
+
+class FolderInUseError(RuntimeError):
+    """Another process (or another server in this one) already serves the folder."""
+
+
+def _lock_folder(folder: Path) -> int:
+    """An fd holding the folder's lock (with this process's id written in it); raises
+    :class:`FolderInUseError` naming the holder when another has it."""
+    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    if fcntl is None:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        who = f"process {holder}" if holder.isdigit() else "another process"
+        raise FolderInUseError(
+            f"{folder} is already served by {who} (another roark dev?); stop it, or give this "
+            "one another folder (--dir)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -137,19 +170,32 @@ class FolderStore(CallStore):
         super().__init__()
         self.folder = Path(folder).resolve()
         (self.folder / "calls").mkdir(parents=True, exist_ok=True)
-        # one connection, used under the store's lock from whichever thread holds it
-        self._db = sqlite3.connect(
-            self.folder / "index.sqlite3", check_same_thread=False, isolation_level=None
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # safe in WAL; a lost tail is fine here
-        self._db.executescript(_SCHEMA)
+        self._lock_fd: int | None = _lock_folder(self.folder)
+        try:
+            # one connection, used under the store's lock from whichever thread holds it
+            self._db = sqlite3.connect(
+                self.folder / "index.sqlite3", check_same_thread=False, isolation_level=None
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # safe in WAL; a lost tail is fine
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._unlock()
+            raise
         self._ended_mono: dict[str, float] = {}
 
     def close(self) -> None:
+        """Close the index and release the folder. Idempotent."""
         with self.changed:
             self._db.close()
+            self._unlock()
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # closing the fd releases the flock
 
     @property
     def recordings_dir(self) -> Path:
@@ -309,7 +355,7 @@ class FolderStore(CallStore):
         os.replace(tmp, folder / "recording.wav")
         return frames
 
-    def _analyze(self, folder: Path, ended: dict[str, Any]) -> None:
+    def _analyze(self, folder: Path, ended: dict[str, Any]) -> dict[str, Any]:
         recording, rate = read_recording(folder / "recording.wav")
         scanned = analysis.scan(recording, rate)
         _write_atomically(folder / "peaks.u8", scanned.peaks.tobytes())
@@ -317,6 +363,21 @@ class FolderStore(CallStore):
             ended.get("transcript") or [], ended.get("metrics") or [], scanned
         )
         _write_atomically(folder / "analysis.json", json.dumps(result).encode())
+        return result
+
+    def analysis_of(self, call_id: str) -> dict[str, Any] | None:
+        """The call's analysis (None without a stitched recording); one made by an older
+        viewer is made again, so a folder kept across upgrades shows what this one shows."""
+        folder = self.call_folder(call_id)
+        try:
+            result = json.loads((folder / "analysis.json").read_text())
+        except (OSError, ValueError):
+            result = None
+        if isinstance(result, dict) and result.get("version") == analysis.VERSION:
+            return result
+        if not (folder / "recording.wav").is_file():
+            return None
+        return self._analyze(folder, self.first_event(call_id, "call-ended") or {})
 
     # ---------------------------------------------------------------- readers
 
@@ -422,6 +483,23 @@ class FolderStore(CallStore):
     def call_ids(self) -> list[str]:
         with self.changed:
             return [r[0] for r in self._db.execute("SELECT call_id FROM calls ORDER BY rowid")]
+
+    def last_finished(self) -> int:
+        """The order number of the call finished last (0: none yet)."""
+        with self.changed:
+            (seq,) = self._db.execute("SELECT COALESCE(MAX(finished_seq), 0) FROM calls").fetchone()
+            return int(seq)
+
+    def finished_after(self, seq: int) -> tuple[int, ReceivedCall] | None:
+        """The first call finished after order number ``seq``, with its own number."""
+        with self.changed:
+            row = self._db.execute(
+                "SELECT call_id, finished_seq FROM calls WHERE finished_seq > ?"
+                " ORDER BY finished_seq LIMIT 1",
+                (seq,),
+            ).fetchone()
+            call = None if row is None else self._received(row["call_id"])
+            return None if call is None else (row["finished_seq"], call)
 
     def ended_ids(self) -> list[str]:
         with self.changed:

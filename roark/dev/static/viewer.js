@@ -10,6 +10,13 @@ const COLORS = {
   tool: "#b45ad6", toolError: "#d9480f", interrupt: "#d9480f",
 };
 const LANE_HEIGHT = 80;
+// wavesurfer draws in a shadow root: the page's stylesheet does not reach the marks' labels
+const LABEL_STYLE = {
+  tool: "font-size:10px;padding:1px 3px;white-space:nowrap;color:#fff;border-radius:2px;background:",
+  cut: "display:block;margin-top:62px;font-size:10px;padding:1px 3px;white-space:nowrap;color:#d9480f;background:rgba(255,255,255,.85)",
+  // at the recording's last sample: the label reads leftwards, inside the lanes
+  end: "position:absolute;right:100%;margin-right:4px;top:4px;font-size:10px;padding:1px 3px;white-space:nowrap;color:#fff;background:#d9480f;border-radius:2px",
+};
 
 // ------------------------------------------------------------------ helpers
 
@@ -134,8 +141,8 @@ function showList() {
 }
 
 function listRow(call) {
-  const tools = call.tool_calls
-    ? `${call.tool_calls}${call.tool_errors ? ` (${call.tool_errors} failed)` : ""}` : "0";
+  const tools = call.tool_calls === null || call.tool_calls === undefined ? "—"
+    : `${call.tool_calls}${call.tool_errors ? ` (${call.tool_errors} failed)` : ""}`;
   return el("tr", { class: "call-row", dataset: { id: call.id }, onclick: () => { location.href = call.url; } },
     el("td", {}, el("a", { href: call.url }, when(call.started_at))),
     el("td", {}, call.agent_name || call.agent_id || "—",
@@ -153,14 +160,16 @@ function listRow(call) {
 
 async function showCall(key) {
   const base = `/api/calls/${encodeURIComponent(key)}`;
-  const peaksPromise = fetch(`${base}/peaks`).then((r) => (r.ok ? r.arrayBuffer() : null));
   let page;
   try {
     page = await getJSON(base);
   } catch (err) {
     app.replaceChildren(el("p", { class: "error" }, `No such call: ${key}`), el("a", { href: "/" }, "All calls"));
+    markReady();
     return;
   }
+  // only a call with a recording has peaks (asking for others' would only log a 404)
+  const peaks = page.audio ? await fetch(page.audio.peaks).then((r) => (r.ok ? r.arrayBuffer() : null)) : null;
   const call = page.call;
   const player = el("div", { class: "panel", id: "recording" });
   const transcript = el("div", { class: "panel transcript", id: "transcript" });
@@ -169,25 +178,55 @@ async function showCall(key) {
     el("h1", {}, page.agent_name || call.agent_id || "call", " ", el("span", { class: "muted" }, call.id)),
     el("div", { class: "toolbar" },
       wholeBadge(call), call.is_test ? el("span", { class: "badge test" }, "test") : null,
-      el("span", {}, `ended: ${call.reason || "—"}`), el("span", {}, duration(call.duration_s)),
+      el("span", { id: "reason" }, `ended: ${call.reason || "—"}`),
+      el("span", { id: "duration" }, callLength(call)),
       el("span", { class: "muted" }, when(call.started_at))),
-    call.whole ? null : el("p", { class: "error" }, "Not whole: " + call.problems.join("; ")),
+    page.agents.length > 1 ? el("p", { id: "agents" }, "Agents: ", agentPath(page.transcript).join(" → ")) : null,
+    call.whole ? null : el("p", { class: "error", id: "not-whole" }, "Not whole: " + call.problems.join("; ")),
     player,
     el("h2", {}, "Transcript"), transcript,
   ].filter(Boolean));
-  const latency = latencySection(page);
-  app.append(latency, toolsSection(page), detailsSection(page));
-  const peaks = await peaksPromise;
-  const viewer = page.audio && peaks ? drawRecording(player, page, peaks) : noRecording(player);
+  const viewer = page.audio && peaks ? drawRecording(player, page, peaks) : noRecording(player, page);
   renderTranscript(transcript, page, viewer);
+  app.append(latencySection(page, viewer), toolsSection(page), detailsSection(page));
   window.roarkViewer = { page, ws: viewer.ws };
   if (viewer.ws) viewer.ws.once("ready", markReady);
   else markReady();
+  if (!call.ended) reloadWhenEnded(call.id, page.version);
 }
 
-function noRecording(player) {
-  player.append(el("p", { class: "muted" }, "No recording: no chunk of this call was stored."));
-  return { ws: null, seek: () => {} };
+function callLength(call) {
+  const lasted = duration(call.duration_s);
+  const recorded = call.recording_s;
+  if (recorded === null || recorded === undefined || call.duration_s === null) return lasted;
+  return Math.abs(recorded - call.duration_s) > 0.5 ? `${lasted} (${duration(recorded)} recorded)` : lasted;
+}
+
+// the call has not ended (yet): show it whole as soon as its call-ended arrives
+async function reloadWhenEnded(id, version) {
+  for (;;) {
+    try {
+      const data = await getJSON(`/api/calls?${new URLSearchParams({ call: id, after: version })}`);
+      version = data.version;
+      if (data.calls.some((c) => c.id === id && c.ended)) { location.reload(); return; }
+    } catch (err) {
+      await new Promise((r) => setTimeout(r, 2000)); // the server restarts: try again
+    }
+  }
+}
+
+function agentPath(transcript) {
+  const path = [];
+  for (const turn of transcript) {
+    const agent = turn.livekitAgentId;
+    if (agent && path[path.length - 1] !== agent) path.push(agent);
+  }
+  return path;
+}
+
+function noRecording(player, page) {
+  player.append(el("p", { class: "muted", id: "no-recording" }, page.no_recording || "No recording."));
+  return { ws: null, seek: () => false, recorded: 0 };
 }
 
 function splitPeaks(buffer) {
@@ -210,18 +249,24 @@ function drawRecording(player, page, peaksBuffer) {
   const playButton = el("button", { id: "play", type: "button" }, "Play");
   const time = el("span", { class: "clock", id: "clock" }, "0:00.0");
   const zoom = el("input", { type: "range", id: "zoom", min: 0, max: 200, value: 0, "aria-label": "zoom" });
-  player.append(lanes, el("div", { id: "timeline" }),
+  player.append(lanes,
     el("div", { class: "player" }, playButton, time, el("label", {}, "zoom ", zoom),
       el("span", { class: "muted" }, "click a turn, a mark or the waveform to play from there")));
 
   const regions = WaveSurfer.Regions.create();
-  const total = page.analysis.duration_s;
+  const recorded = page.analysis.duration_s;
+  const unheard = page.transcript.filter((t) => t.audioOffsetMs / 1000 >= recorded).length;
+  if (unheard) {
+    // the recording stops before the transcript does: its later chunks never arrived
+    player.append(el("p", { class: "error", id: "recording-ends" },
+      `The recording ends at ${clock(recorded)}: ${unheard} turn(s) after it have no audio (the call's later chunks never arrived: refused or lost).`));
+  }
   const ws = WaveSurfer.create({
     container: "#waveform",
     height: LANE_HEIGHT,
     url: page.audio.url,
     peaks: splitPeaks(peaksBuffer),
-    duration: total,
+    duration: recorded,
     splitChannels: [
       { waveColor: COLORS.caller, progressColor: COLORS.callerDone },
       { waveColor: COLORS.agent, progressColor: COLORS.agentDone },
@@ -229,13 +274,20 @@ function drawRecording(player, page, peaksBuffer) {
     cursorColor: "#d9480f",
     cursorWidth: 2,
     dragToSeek: true,
-    plugins: [regions, timeline(total)],
+    plugins: [regions],
   });
+  // a place past the recording's end has no audio to play
   const seek = (seconds, play = true) => {
-    ws.setTime(seconds);
+    if (seconds >= recorded) return false;
+    ws.setTime(Math.max(0, seconds));
     if (play) ws.play();
+    return true;
   };
-  ws.on("decode", () => addMarks(regions, page));
+  const labels = [];
+  ws.on("decode", () => {
+    labels.push(...addMarks(regions, page, recorded, unheard));
+    layoutLabels(ws, labels);
+  });
   regions.on("region-clicked", (region, event) => {
     event.stopPropagation();
     seek(region.start);
@@ -243,29 +295,36 @@ function drawRecording(player, page, peaksBuffer) {
   playButton.addEventListener("click", () => ws.playPause());
   ws.on("play", () => { playButton.textContent = "Pause"; });
   ws.on("pause", () => { playButton.textContent = "Play"; });
-  ws.on("timeupdate", (t) => { time.textContent = `${clock(t)} / ${clock(total)}`; });
+  ws.on("timeupdate", (t) => { time.textContent = `${clock(t)} / ${clock(recorded)}`; });
   zoom.addEventListener("input", () => ws.zoom(Number(zoom.value)));
-  // the marks' labels only where there is room for them (a long call zoomed out has none)
-  const marks = page.tools.length + page.transcript.filter((t) => t.interrupted).length;
-  const crowded = () => {
-    const width = Math.max(lanes.clientWidth, Number(zoom.value) * total);
-    lanes.classList.toggle("crowded", marks > 0 && width / marks < 90);
+  const timeline = adaptiveTimeline(ws);
+  // zoomed, or the window resized: the ticks and the marks' labels fit the new width
+  ws.on("redraw", () => { timeline(); layoutLabels(ws, labels); });
+  return { ws, seek, recorded };
+}
+
+// the timeline's steps follow the width a second takes (zoom, window size): a label every
+// ~80 px whatever the call's length
+function adaptiveTimeline(ws) {
+  const nice = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+  let plugin = null;
+  let step = null;
+  return () => {
+    const total = ws.getDuration();
+    if (!total) return;
+    const pxPerSecond = ws.getWrapper().scrollWidth / total;
+    const want = nice.find((s) => s * pxPerSecond >= 80) || 7200;
+    if (want === step) return;
+    step = want;
+    plugin?.destroy();
+    plugin = ws.registerPlugin(WaveSurfer.Timeline.create({
+      timeInterval: step / 5, primaryLabelInterval: step, secondaryLabelInterval: step,
+      formatTimeCallback: (t) => clock(t).replace(/\.0$/, ""),
+    }));
   };
-  ws.on("zoom", crowded);
-  crowded();
-  return { ws, seek };
 }
 
-function timeline(total) {
-  const nice = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900];
-  const step = nice.find((s) => total / s <= 12) || 1800;
-  return WaveSurfer.Timeline.create({
-    container: "#timeline", timeInterval: step / 5, primaryLabelInterval: step,
-    secondaryLabelInterval: step, formatTimeCallback: (t) => clock(t).replace(/\.0$/, ""),
-  });
-}
-
-function addMarks(regions, page) {
+function addMarks(regions, page, recorded, unheard) {
   page.transcript.forEach((turn) => {
     const channel = { user: 0, assistant: 1 }[turn.role];
     if (channel === undefined) return;
@@ -275,44 +334,113 @@ function addMarks(regions, page) {
       color: channel ? COLORS.agentSoft : COLORS.callerSoft,
       channelIdx: channel, drag: false, resize: false,
     });
-    if (turn.interrupted) {
-      regions.addRegion({
-        start: turn.endAudioOffsetMs / 1000, channelIdx: 1, drag: false, color: COLORS.interrupt,
-        content: el("span", { class: "region-label", title: "the caller cut this turn off" }, "interrupted"),
-      });
-    }
+  });
+  if (unheard) {
+    regions.addRegion({
+      start: Math.max(0, recorded - 0.01), drag: false, color: COLORS.interrupt,
+      content: el("span", { class: "region-label end", style: LABEL_STYLE.end,
+        title: "the recording ends here: its later chunks never arrived (refused or lost)" },
+      `recording ends: ${unheard} turn(s) after it`),
+    });
+  }
+  const labels = [];
+  const stops = new Map((page.analysis.interruptions || []).map((i) => [i.turn, i.stopped_s]));
+  page.transcript.forEach((turn, i) => {
+    if (!turn.interrupted) return;
+    const at = stops.get(i) ?? turn.endAudioOffsetMs / 1000;
+    const label = el("span", {
+      class: "region-label cut", style: LABEL_STYLE.cut, title: `the caller cut this turn off at ${clock(at)}`,
+    }, "interrupted");
+    regions.addRegion({ start: at, channelIdx: 1, drag: false, color: COLORS.interrupt, content: label });
+    labels.push({ at, label, text: "interrupted", kind: "cut", title: label.title });
   });
   page.tools.forEach((tool) => {
+    const text = `${tool.is_error ? "failed " : ""}${tool.name}()`;
+    const label = el("span", {
+      class: `region-label tool${tool.is_error ? " failed" : ""}`,
+      style: LABEL_STYLE.tool + (tool.is_error ? COLORS.toolError : COLORS.tool),
+      title: `${tool.name}(${tool.arguments}) → ${tool.is_error ? "error: " : ""}${tool.result ?? "(no result)"}`,
+    }, text);
     regions.addRegion({
-      start: tool.at_s, channelIdx: 1, drag: false, color: tool.is_error ? COLORS.toolError : COLORS.tool,
-      content: el("span", { class: "region-label tool", title: `${tool.name}(${tool.arguments}) → ${tool.result}` },
-        `${tool.is_error ? "failed " : ""}${tool.name}()`),
+      start: tool.at_s, channelIdx: 1, drag: false, color: tool.is_error ? COLORS.toolError : COLORS.tool, content: label,
     });
+    labels.push({ at: tool.at_s, label, text, kind: "tool", title: label.title, failed: tool.is_error });
   });
+  return labels;
+}
+
+// one label where marks are too close to read apart: the first shows how many it stands for
+function layoutLabels(ws, labels) {
+  const total = ws.getDuration();
+  if (!total || !labels.length) return;
+  const pxPerSecond = ws.getWrapper().scrollWidth / total;
+  for (const kind of ["tool", "cut"]) {
+    let shown = null;
+    let group = [];
+    const close = () => {
+      if (!shown) return;
+      shown.label.textContent = shown.text + (group.length > 1 ? ` +${group.length - 1}` : "");
+      shown.label.title = group.map((m) => m.title).join("\n");
+      if (kind === "tool") {
+        const failed = group.some((m) => m.failed);
+        shown.label.style.background = failed ? COLORS.toolError : COLORS.tool;
+      }
+    };
+    for (const mark of labels.filter((m) => m.kind === kind).sort((a, b) => a.at - b.at)) {
+      // the label's width from its text (10 px type): reading offsetWidth here would lay the
+      // page out again for every mark of a long call
+      const room = shown ? (shown.text.length + 4) * 6 + 16 : 0;
+      if (shown && (mark.at - shown.at) * pxPerSecond < room) {
+        mark.label.style.display = "none";
+        group.push(mark);
+        continue;
+      }
+      close();
+      mark.label.style.removeProperty("display");
+      mark.label.textContent = mark.text;
+      shown = mark;
+      group = [mark];
+    }
+    close();
+  }
 }
 
 function renderTranscript(container, page, viewer) {
   const checks = new Map((page.analysis?.alignment || []).map((a) => [a.turn, a]));
-  const rows = page.transcript.map((turn, i) => {
+  const named = page.agents.length > 1;
+  const rows = [];
+  let agent = null;
+  const items = [];
+  page.transcript.forEach((turn, i) => {
     const start = turn.audioOffsetMs / 1000;
     const check = checks.get(i);
-    return el("div", {
-      class: `turn ${turn.role}`, dataset: { turn: i, start },
-      title: "play from here", onclick: () => viewer.seek(start),
+    if (named && turn.livekitAgentId && agent && turn.livekitAgentId !== agent) {
+      items.push(el("div", { class: "handoff" }, `handed over: ${agent} → ${turn.livekitAgentId}`));
+    }
+    agent = turn.livekitAgentId || agent;
+    const role = turn.role === "user" ? "caller" : turn.role === "assistant" ? "agent" : turn.role;
+    const heard = !viewer.ws || start < viewer.recorded;
+    const row = el("div", {
+      class: `turn ${turn.role}${heard ? "" : " unheard"}`, dataset: { turn: i, start },
+      title: heard ? "play from here" : "no audio here: the recording ends before this turn",
+      onclick: () => viewer.seek(start),
     },
       el("span", { class: "time" }, clock(start)),
-      el("span", { class: "role" }, turn.role === "user" ? "caller" : turn.role === "assistant" ? "agent" : turn.role),
-      el("span", {}, turn.content,
+      el("span", { class: "role" }, role,
+        named && turn.role === "assistant" && turn.livekitAgentId ? el("span", { class: "agent-id" }, turn.livekitAgentId) : null),
+      el("span", {}, el("span", { class: "text" }, turn.content),
         turn.interrupted ? el("span", { class: "flag" }, " (interrupted)") : null,
-        check && !check.ok ? el("div", { class: "flag alignment" }, `⚠ audio not where the transcript says: ${check.problem}`) : null),
+        alignmentNote(check)),
     );
+    rows[i] = row;
+    items.push(row);
   });
-  container.replaceChildren(...(rows.length ? rows : [el("p", { class: "muted" }, "No transcript.")]));
+  container.replaceChildren(...(items.length ? items : [el("p", { class: "muted" }, "No transcript.")]));
   if (!viewer.ws) return;
-  const starts = page.transcript.map((t) => [t.audioOffsetMs / 1000, t.endAudioOffsetMs / 1000]);
+  const spans = page.transcript.map((t) => [t.audioOffsetMs / 1000, t.endAudioOffsetMs / 1000]);
   let current = null;
   viewer.ws.on("timeupdate", (t) => {
-    const found = starts.findIndex(([a, b]) => a <= t && t < b);
+    const found = spans.findIndex(([a, b]) => a <= t && t < b);
     if (found === current) return;
     rows[current]?.classList.remove("playing");
     rows[found]?.classList.add("playing");
@@ -320,42 +448,65 @@ function renderTranscript(container, page, viewer) {
   });
 }
 
-function latencySection(page) {
+function alignmentNote(check) {
+  if (!check || check.ok) return null;
+  if (check.ok === null) return el("div", { class: "muted note" }, `no audio to check: ${check.problem}`);
+  return el("div", { class: "flag alignment" }, `⚠ audio not where the transcript says: ${check.problem}`);
+}
+
+function latencySection(page, viewer) {
   const analysis = page.analysis;
   const section = el("section", { id: "latency" }, el("h2", {}, "Latency per agent turn"));
-  if (!analysis || !analysis.latency.length) {
-    section.append(el("p", { class: "muted" }, analysis
-      ? "No agent turn answered a caller turn on the recording."
-      : "No recording to measure on."));
+  if (!analysis) {
+    section.append(el("p", { class: "muted" }, "No recording to measure on."));
     return section;
   }
-  const summary = analysis.latency_summary;
-  section.append(
-    el("p", { class: "muted" },
-      "Heard: the silence the caller heard, measured on the recording from the end of the caller's speech (left) ",
-      "to the start of the agent's audio (right). It adds up: heard = EOU + LLM TTFT + TTS TTFB + remainder. ",
-      "STT (transcription delay) runs inside the EOU delay. Stages are LiveKit's metrics for the turn; ",
-      "a negative remainder means they count more than the caller heard (they overlap, or LiveKit saw the speech end earlier)."),
-    el("table", {},
-      el("thead", {}, el("tr", {},
-        ...["Agent turn", "Caller stopped", "Agent started", "Heard", "EOU", "(STT)", "LLM TTFT", "TTS TTFB", "Remainder"]
-          .map((h, i) => el("th", { class: i ? "num" : "" }, h)))),
-      el("tbody", {}, analysis.latency.map((row) => el("tr", { dataset: { turn: row.turn } },
-        el("td", {}, `#${row.turn} ${(page.transcript[row.turn]?.content || "").slice(0, 40)}`),
-        el("td", { class: "num" }, clock(row.caller_end_s)),
-        el("td", { class: "num" }, clock(row.agent_start_s)),
-        el("td", { class: "num heard" }, secs(row.heard_s)),
-        el("td", { class: "num" }, secs(row.eou_s)),
-        el("td", { class: "num muted" }, secs(row.stt_s)),
-        el("td", { class: "num" }, secs(row.llm_ttft_s)),
-        el("td", { class: "num" }, secs(row.tts_ttfb_s)),
-        el("td", { class: "num" }, secs(row.remainder_s))))),
-      el("tfoot", {}, el("tr", {},
-        el("td", { colspan: 3 }, "Call: median / worst heard"),
-        el("td", { class: "num", id: "latency-summary" }, `${secs(summary.median_s)} / ${secs(summary.worst_s)}`),
-        el("td", { colspan: 5 })))),
-  );
+  const rows = analysis.latency || [];
+  const skipped = analysis.latency_skipped || [];
+  const summary = analysis.latency_summary || {};
+  if (rows.length) {
+    section.append(
+      el("p", { id: "latency-call" }, "Call: median ", el("strong", { id: "latency-median" }, secs(summary.median_s)),
+        ", worst ", el("strong", { id: "latency-worst" }, secs(summary.worst_s)), ` over ${rows.length} turn(s)`),
+      el("p", { class: "muted" },
+        "Heard: the silence the caller heard, measured on the recording from the end of the caller's speech (left) ",
+        "to the start of the agent's audio (right). It adds up: heard = EOU + LLM TTFT + TTS TTFB + remainder. ",
+        "STT (transcription delay) runs inside the EOU delay. Stages are LiveKit's metrics for the turn (— where it sent none); ",
+        "a negative remainder means they count more than the caller heard (they overlap, or LiveKit saw the speech end earlier). ",
+        "Click a row to hear it."),
+      el("div", { class: "scroll" }, latencyTable(page, rows, summary, viewer)));
+  } else {
+    section.append(el("p", { class: "muted" }, "No agent turn answered a caller turn on the recording."));
+  }
+  if (skipped.length) {
+    section.append(el("p", { class: "muted", id: "latency-skipped" },
+      `Not measured: ${skipped.map((s) => `#${s.turn} (${s.why})`).join(", ")}.`));
+  }
   return section;
+}
+
+function latencyTable(page, rows, summary, viewer) {
+  return el("table", {},
+    el("thead", {}, el("tr", {},
+      ...["Agent turn", "Caller stopped", "Agent started", "Heard", "EOU", "(STT)", "LLM TTFT", "TTS TTFB", "Remainder"]
+        .map((h, i) => el("th", { class: i ? "num" : "" }, h)))),
+    el("tbody", {}, rows.map((row) => el("tr", {
+      dataset: { turn: row.turn }, title: "play from just before the caller stopped",
+      onclick: () => viewer.seek(Math.max(0, row.caller_end_s - 1)),
+    },
+      el("td", {}, `#${row.turn} ${(page.transcript[row.turn]?.content || "").slice(0, 40)}`),
+      el("td", { class: "num" }, clock(row.caller_end_s)),
+      el("td", { class: "num" }, clock(row.agent_start_s)),
+      el("td", { class: "num heard" }, secs(row.heard_s)),
+      el("td", { class: "num" }, secs(row.eou_s)),
+      el("td", { class: "num muted" }, secs(row.stt_s)),
+      el("td", { class: "num" }, secs(row.llm_ttft_s)),
+      el("td", { class: "num" }, secs(row.tts_ttfb_s)),
+      el("td", { class: "num" }, secs(row.remainder_s))))),
+    el("tfoot", {}, el("tr", {},
+      el("td", { colspan: 3 }, "Call: median / worst heard"),
+      el("td", { class: "num", id: "latency-summary" }, `${secs(summary.median_s)} / ${secs(summary.worst_s)}`),
+      el("td", { colspan: 5 }))));
 }
 
 function toolsSection(page) {
@@ -364,15 +515,28 @@ function toolsSection(page) {
     section.append(el("p", { class: "muted" }, "No tool calls."));
     return section;
   }
+  const named = page.agents.length > 1;
+  const ids = new Set(page.tools.map((t) => t.id));
+  const heads = ["At", "Tool", ...(named ? ["Agent"] : []), "Arguments", "Result"];
   section.append(el("table", {},
-    el("thead", {}, el("tr", {}, ...["At", "Tool", "Arguments", "Result"].map((h) => el("th", {}, h)))),
-    el("tbody", {}, page.tools.map((tool) => el("tr", {},
+    el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", {}, h)))),
+    el("tbody", {}, page.tools.map((tool) => el("tr", { class: tool.is_error ? "failed" : "", dataset: { id: tool.id } },
       el("td", {}, clock(tool.at_s)),
-      el("td", {}, tool.name, el("div", { class: "muted" }, tool.id)),
+      el("td", {}, tool.name, el("div", { class: "muted" }, tool.id), asyncNote(tool, ids)),
+      named ? el("td", { class: "agent-id" }, tool.agent || "—") : null,
       el("td", {}, el("pre", {}, tool.arguments)),
-      el("td", {}, tool.is_error ? el("div", { class: "flag" }, "error") : null,
-        el("pre", {}, tool.result ?? "(no result)")))))));
+      el("td", {},
+        tool.is_error ? el("div", { class: "flag" }, "error") : null,
+        tool.result_at_s !== null && tool.result_at_s - tool.at_s >= 0.5
+          ? el("div", { class: "muted" }, `result at ${clock(tool.result_at_s)}`) : null,
+        el("pre", {}, tool.result_at_s === null && tool.result === null ? "(no result)" : tool.result || "(empty)")))))));
   return section;
+}
+
+// an async tool's real result comes later, as LiveKit's "<call id>_final" call and output
+function asyncNote(tool, ids) {
+  const first = typeof tool.id === "string" && tool.id.endsWith("_final") ? tool.id.slice(0, -6) : null;
+  return first && ids.has(first) ? el("div", { class: "muted async" }, `the final result of ${first}`) : null;
 }
 
 function detailsSection(page) {

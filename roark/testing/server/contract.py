@@ -105,6 +105,8 @@ _METRIC_SPEC: Spec = {
 }
 _UPLOAD_REQUEST_SPEC: Spec = {"livekitCallId": ("str", True), "chunkIndex": ("int", True)}
 _ROLES = ("user", "assistant", "system")
+MAX_CHUNK_INDEX = 2**31 - 1
+MAX_SAMPLE_RATE = 384_000  # the highest rate audio hardware uses
 
 
 # --------------------------------------------------------------------------- values
@@ -233,8 +235,11 @@ def _validate_recording_fields(body: dict[str, Any], has_chunks: bool, errs: lis
         if key not in body:
             errs.append(f"missing {key!r} although audio chunks were uploaded")
     rate = body.get("recordingSampleRate")
-    if "recordingSampleRate" in body and not (_is_int(rate) and rate > 0):
-        errs.append(f"'recordingSampleRate' must be a positive integer, got {describe(rate)}")
+    if "recordingSampleRate" in body and not (_is_int(rate) and 0 < rate <= MAX_SAMPLE_RATE):
+        errs.append(
+            f"'recordingSampleRate' must be a positive integer up to {MAX_SAMPLE_RATE}, "
+            f"got {describe(rate)}"
+        )
     channels = body.get("recordingNumChannels")
     if "recordingNumChannels" in body and not (_is_int(channels) and channels == 2):
         errs.append(f"'recordingNumChannels' must be 2, got {describe(channels)}")
@@ -258,8 +263,13 @@ def _validate_transcript_entry(entry: Any, where: str, errs: list[str]) -> None:
 
 
 def _validate_tool_calls(records: list[Any], errs: list[str]) -> None:
+    # only string ids can pair (a list or an object as an id is reported as a wrong type)
     call_ids = {
-        r.get("toolCallId") for r in records if isinstance(r, dict) and r.get("kind") == "tool_call"
+        r["toolCallId"]
+        for r in records
+        if isinstance(r, dict)
+        and r.get("kind") == "tool_call"
+        and isinstance(r.get("toolCallId"), str)
     }
     for i, record in enumerate(records):
         where = f"toolCalls[{i}]: "
@@ -302,9 +312,28 @@ def validate_upload_request(body: dict[str, Any]) -> list[str]:
     index = body.get("chunkIndex")
     if _is_int(index) and index < 0:
         errs.append(f"'chunkIndex' must be >= 0, got {index}")
+    elif _is_int(index) and index > MAX_CHUNK_INDEX:
+        # a 32-bit index: 2**31 chunks of 256 KiB would be a call of years
+        errs.append(f"'chunkIndex' must be <= {MAX_CHUNK_INDEX}, got {index}")
     if body.get("contentType") != "audio/pcm":
         errs.append(f"'contentType' must be 'audio/pcm', got {describe(body.get('contentType'))}")
     return errs
+
+
+def index_gaps(indices: list[int]) -> list[tuple[int, int]]:
+    """The runs ``(first, last)`` missing from ``0..max(indices)``, in order; computed from
+    the indices themselves, so an index far out costs nothing."""
+    gaps, expected = [], 0
+    for index in sorted(set(indices)):
+        if index > expected:
+            gaps.append((expected, index - 1))
+        expected = index + 1
+    return gaps
+
+
+def format_runs(runs: list[tuple[int, int]]) -> str:
+    """``[(1, 1), (3, 5)]`` -> ``'1, 3-5'``."""
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def shown_errors(errs: list[str]) -> str:

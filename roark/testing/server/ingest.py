@@ -22,6 +22,8 @@ from .contract import (
     UPLOAD_URL_PATH,
     classify,
     describe,
+    format_runs,
+    index_gaps,
     media_type,
     non_finite,
     parse_json_object,
@@ -217,11 +219,12 @@ class Ingest:
     ) -> Reply:
         first = self.store.add_ended(cid, payload, body, mono)
         indices = list(self.store.progress(cid).chunk_indices)
-        if indices and indices != list(range(len(indices))):
-            missing = sorted(set(range(indices[-1] + 1)) - set(indices))
+        gaps = index_gaps(indices)
+        if gaps:
+            got = str(indices) if len(indices) <= 20 else f"{len(indices)} chunks"
             self.violation(
-                f"call {cid!r}: chunk indices must be 0..n-1 without gaps; got {indices}, "
-                f"missing {missing}",
+                f"call {cid!r}: chunk indices must be 0..n-1 without gaps; got {got}, "
+                f"missing [{format_runs(gaps)}]",
                 cid,
             )
         rate = payload.get("recordingSampleRate")
