@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import requests
 
 from ._config import ConfigurationError, Settings, resolve
+from ._threads.spool import Destination, is_call_key
 from ._threads.transport import (
     AuthError,
     DestinationError,
@@ -65,7 +66,7 @@ def run(out: TextIO, err: TextIO) -> int:
         print(exc, file=err)
         return INVALID_SETTINGS
     print(describe_settings(settings), file=out)
-    print(describe_spool(settings.spool_dir), file=out)
+    print(describe_spool(settings), file=out)
     if not settings.enabled:
         print("observation is turned off (ROARK_OBSERVABILITY_ENABLED)", file=err)
         return NOT_OBSERVING
@@ -135,13 +136,14 @@ def _status(exc: Exception) -> str:
     return str(exc).split(": ", 1)[-1]
 
 
-def describe_spool(root: Path) -> str:
+def describe_spool(settings: Settings) -> str:
     """Where the spool is, how many calls wait in it and for which destination (read only)."""
+    root = settings.spool_dir
     try:
         folders = [
             entry
             for entry in os.scandir(root)
-            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+            if is_call_key(entry.name) and entry.is_dir(follow_symlinks=False)
         ]
     except FileNotFoundError:
         return f"spool: {root}: does not exist yet, no call waiting"
@@ -152,8 +154,10 @@ def describe_spool(root: Path) -> str:
     by_destination = Counter(_destination(Path(entry.path)) for entry in folders)
     waiting = "1 call waiting" if len(folders) == 1 else f"{len(folders)} calls waiting"
     lines = [f"spool: {root}: {waiting}"]
+    ours = _shown(Destination.of(settings.base_url, settings.api_key).as_json())
     for where, count in sorted(by_destination.items()):
-        lines.append(f"  {count} for {where}")
+        mine = " (this configuration's)" if settings.api_key and where == ours else ""
+        lines.append(f"  {count} for {where}{mine}")
     return "\n".join(lines)
 
 
@@ -166,6 +170,10 @@ def _destination(folder: Path) -> str:
     where = meta.get("destination") if isinstance(meta, dict) else None
     if not isinstance(where, dict):
         return "an unknown destination"
+    return _shown(where)
+
+
+def _shown(where: dict[str, Any]) -> str:
     scheme, host, port = where.get("scheme"), where.get("host"), where.get("port")
     key = where.get("key")
     text = f"{scheme}://{host}:{port}"

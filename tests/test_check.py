@@ -21,6 +21,7 @@ import pytest
 
 from roark import _check
 from roark._cli import main
+from roark._threads.spool import Destination
 from roark.testing import LocalRoark
 
 
@@ -157,10 +158,14 @@ def test_it_says_what_waits_in_the_spool_and_for_whom(
 ) -> None:
     spool = tmp_path / "spool"
     where = {"scheme": "https", "host": "api.roark.ai", "port": 443, "key": "sha256:0f1e2d"}
+    ours = Destination.of(server.base_url, server.api_key).as_json()
     for name, meta in [
-        ("a", {"startedAt": 1.0, "callId": "RM_a", "destination": where}),
-        ("b", {"startedAt": 2.0, "callId": "RM_b", "destination": where}),
-        ("c", {"startedAt": 3.0, "callId": "RM_c"}),
+        ("a" * 32, {"startedAt": 1.0, "callId": "RM_a", "destination": where}),
+        ("b" * 32, {"startedAt": 2.0, "callId": "RM_b", "destination": where}),
+        ("c" * 32, {"startedAt": 3.0, "callId": "RM_c"}),
+        ("d" * 32, {"startedAt": 4.0, "callId": "RM_d", "destination": ours}),
+        # a folder of the user's own in the spool folder is not a call
+        ("my-notes", {"startedAt": 5.0, "callId": "RM_not_a_call", "destination": ours}),
     ]:
         (spool / name).mkdir(parents=True)
         (spool / name / "meta.json").write_text(json.dumps(meta))
@@ -176,9 +181,12 @@ def test_it_says_what_waits_in_the_spool_and_for_whom(
         spooled=True,
     )
     assert code == 0
-    assert f"spool: {spool}: 3 calls waiting" in text
-    assert "2 for https://api.roark.ai:443 (key sha256:0f1e2d)" in text
-    assert "1 for an unknown destination" in text
+    assert f"spool: {spool}: 4 calls waiting" in text
+    assert "  2 for https://api.roark.ai:443 (key sha256:0f1e2d)\n" in text
+    assert "  1 for an unknown destination\n" in text
+    port = server.base_url.rsplit(":", 1)[1]
+    mine = f"  1 for http://127.0.0.1:{port} (key {ours['key']}) (this configuration's)"
+    assert mine in text
     assert sorted(p.relative_to(spool) for p in spool.rglob("*")) == before  # nothing touched
 
 

@@ -71,6 +71,7 @@ class Worker:
         self.transport = Transport(self.settings, abort)
         self.delivery = Delivery(self.settings, self.transport, self.stats, abort)
         self.spool.make_room = self._make_room
+        self.delivery.on_destination = self.spool.note_destination
         #: set once the start-up pass over the spool has adopted every orphaned call
         self.recovered = threading.Event()
         self._threads = [threading.Thread(target=self._process, name="roark-processor")]
@@ -132,6 +133,7 @@ class Worker:
         for thread in self._threads:
             thread.join(max(0.0, joined - time.monotonic()))
         self.delivery.release_spools()
+        self.spool.stop()
         self.transport.close()
 
     def after_fork_in_child(self) -> None:
