@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 import requests
 
-from ._config import ConfigurationError, Settings, resolve
+from ._config import ConfigurationError, Settings, resolve, unread_variables
 from ._threads.spool import Destination, is_call_key
 from ._threads.transport import (
     AuthError,
@@ -66,6 +66,8 @@ def run(out: TextIO, err: TextIO) -> int:
         print(exc, file=err)
         return INVALID_SETTINGS
     print(describe_settings(settings), file=out)
+    for problem in unread_variables():
+        print(f"warning: {problem}", file=err)
     print(describe_spool(settings), file=out)
     if not settings.enabled:
         print("observation is turned off (ROARK_OBSERVABILITY_ENABLED)", file=err)

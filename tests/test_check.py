@@ -190,6 +190,31 @@ def test_it_says_what_waits_in_the_spool_and_for_whom(
     assert sorted(p.relative_to(spool) for p in spool.rglob("*")) == before  # nothing touched
 
 
+def test_it_warns_of_roark_variables_it_does_not_read(
+    server: LocalRoark,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    code, text = _check_with(
+        monkeypatch,
+        capsys,
+        tmp_path,
+        ROARK_API_KEY=server.api_key,
+        ROARK_BASE_URL=server.base_url,
+        ROARK_ENABLED="false",  # meant to turn it off: it does not
+        ROARK_REDACT="true",
+        ROARK_PROJECT_ID="p-42",  # not roark's: nothing said
+    )
+    assert code == 0
+    warnings = [line for line in text.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: ROARK_ENABLED is not a roark variable and is ignored; did you mean "
+        "ROARK_OBSERVABILITY_ENABLED?",
+        "warning: ROARK_REDACT is not read: redact is set with roark.configure(redact=...)",
+    ]
+
+
 def test_the_exit_codes_are_in_the_help_and_a_real_process_exits_with_them(
     server: LocalRoark, tmp_path: Path
 ) -> None:
