@@ -180,6 +180,9 @@ def _api_key(name: str, key: str) -> str | None:
     key = key.strip()
     if any(c.isspace() for c in key) or not key.isprintable():
         raise ConfigurationError(name, "contains whitespace or control characters")
+    if not key.isascii():
+        # it goes in HTTP headers: every request would fail to encode, forever
+        raise ConfigurationError(name, "contains characters other than ASCII")
     return key or None
 
 
