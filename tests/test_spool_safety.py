@@ -416,6 +416,29 @@ def _spool_bytes(spool: Path) -> int:
     return total
 
 
+class _Peak:
+    """The most bytes ``spool`` held while it was watched (a look every 5 ms)."""
+
+    def __init__(self, spool: Path) -> None:
+        self.bytes = 0
+        self._spool = spool
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch)
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            self.bytes = max(self.bytes, _spool_bytes(self._spool))
+            self._done.wait(0.005)
+
+    def __enter__(self) -> _Peak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def test_the_spool_cap_holds_at_every_moment_of_an_outage(
     roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -423,32 +446,20 @@ def test_the_spool_cap_holds_at_every_moment_of_an_outage(
     cap = 1024 * 1024
     roark_server.set_faults(error_rate=1.0, error_status=503)  # every call is retried
     worker = Worker(_settings(roark_server, spool, spool_max_bytes=cap, retry_deadline=2.0))
-    peak = 0
-    watching = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not watching.is_set():
-            peak = max(peak, _spool_bytes(spool))
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     try:
-        calls = []
-        for n in range(5):  # each 8 s of 24 kHz stereo: 0.77 MB
-            call = SyntheticCall(worker, f"RM_capped_{n}", t0=time.time() - 8)
-            call.feed(8.0)
-            call.end()
-            assert worker.sync(10)
-            calls.append(call)
-            time.sleep(0.3)  # its retries begin
-        _wait(lambda: all(c.done.done() for c in calls[:-1]), 20, "older calls not dropped")
+        with _Peak(spool) as peak:
+            calls = []
+            for n in range(5):  # each 8 s of 24 kHz stereo: 0.77 MB
+                call = SyntheticCall(worker, f"RM_capped_{n}", t0=time.time() - 8)
+                call.feed(8.0)
+                call.end()
+                assert worker.sync(10)
+                calls.append(call)
+                time.sleep(0.3)  # its retries begin
+            _wait(lambda: all(c.done.done() for c in calls[:-1]), 20, "older calls not dropped")
     finally:
-        watching.set()
-        watcher.join()
         worker.stop(0.5)
-    assert peak <= cap + CHUNK_BYTES, f"{peak} bytes on disk, cap {cap}"
+    assert peak.bytes <= cap + CHUNK_BYTES, f"{peak.bytes} bytes on disk, cap {cap}"
     assert [c.done.result() for c in calls[:-1]] == [False] * 4
     dropped = [w for w in _warnings(caplog) if "dropped" in w]
     for n in range(4):
@@ -671,32 +682,20 @@ def test_the_spool_cap_holds_for_processes_that_share_the_folder(
     roark_server.set_faults(error_rate=1.0, error_status=503)
     # three workers, each with its own count of the folder, as three job processes have
     workers = [Worker(_settings(roark_server, spool, spool_max_bytes=cap)) for _ in range(3)]
-    peak = 0
-    watching = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not watching.is_set():
-            peak = max(peak, _spool_bytes(spool))
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     try:
-        t0 = time.time()
-        calls = [SyntheticCall(w, f"RM_shared_{n}", t0=t0) for n, w in enumerate(workers)]
-        # three calls of 8 s at 24 kHz, fed as they happen: together 2.3 MB, over the cap,
-        # while each process alone stays under it
-        for step in range(1, 21):
-            time.sleep(max(0.0, t0 + step * 0.4 - time.time()))
-            for call in calls:
-                call.feed(step * 0.4)
-        for worker in workers:
-            assert worker.sync(10)
+        with _Peak(spool) as peak:
+            t0 = time.time()
+            calls = [SyntheticCall(w, f"RM_shared_{n}", t0=t0) for n, w in enumerate(workers)]
+            # three calls of 8 s at 24 kHz, fed as they happen: together 2.3 MB, over the
+            # cap, while each process alone stays under it
+            for step in range(1, 21):
+                time.sleep(max(0.0, t0 + step * 0.4 - time.time()))
+                for call in calls:
+                    call.feed(step * 0.4)
+            for worker in workers:
+                assert worker.sync(10)
     finally:
-        watching.set()
-        watcher.join()
         for worker in workers:
             worker.stop(0.2)
-    assert peak > cap // 2  # both wrote
-    assert peak <= cap + CHUNK_BYTES, f"{peak} bytes on disk, cap {cap}"
+    assert peak.bytes > cap // 2  # all wrote
+    assert peak.bytes <= cap + CHUNK_BYTES, f"{peak.bytes} bytes on disk, cap {cap}"
