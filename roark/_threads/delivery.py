@@ -355,7 +355,8 @@ class Delivery:
         if lost:
             why = f"lost from the spool ({error})"
         else:
-            fields = getattr(error, "fields", ())
+            # a quoted name in Roark's message may be the call's id, not a field of it
+            fields = [f for f in getattr(error, "fields", ()) if f != outbox.call_id]
             named = f"field {', '.join(fields)}; " if fields else ""
             why = f"refused by Roark ({named}{error})"
         if isinstance(error, Unreadable) and item.path is not None and outbox.spool is not None:
