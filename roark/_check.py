@@ -25,6 +25,7 @@ import requests
 
 from ._config import ConfigurationError, Settings, resolve, unread_variables
 from ._threads.spool import Destination, is_call_key
+from ._threads.spool_files import read_own
 from ._threads.transport import (
     AuthError,
     DestinationError,
@@ -166,7 +167,8 @@ def describe_spool(settings: Settings) -> str:
 def _destination(folder: Path) -> str:
     """Where a spooled call was going, as its ``meta.json`` says (if it says)."""
     try:
-        meta: Any = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        # never through a link, nor a FIFO that would hang the check
+        meta: Any = json.loads(read_own(folder / "meta.json"))
     except (OSError, ValueError):
         return "an unknown destination (no readable meta.json)"
     where = meta.get("destination") if isinstance(meta, dict) else None

@@ -237,3 +237,25 @@ def test_the_exit_codes_are_in_the_help_and_a_real_process_exits_with_them(
     )
     assert done.returncode == 4, done.stdout + done.stderr
     assert not (tmp_path / "spool").exists()
+
+
+def test_a_planted_fifo_or_link_in_the_spool_neither_hangs_nor_is_read(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    fifo_call, linked_call = spool / ("a" * 32), spool / ("b" * 32)
+    fifo_call.mkdir(parents=True)
+    linked_call.mkdir()
+    os.mkfifo(fifo_call / "meta.json")  # reading it would wait for a writer forever
+    secret = tmp_path / "elsewhere.json"
+    secret.write_text(json.dumps({"destination": {"scheme": "https", "host": "not-read"}}))
+    os.symlink(secret, linked_call / "meta.json")
+    env = {"PATH": "/usr/bin:/bin", "ROARK_SPOOL_DIR": str(spool)}
+    done = subprocess.run(
+        [sys.executable, "-m", "roark", "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 3  # no key
+    assert "  2 for an unknown destination (no readable meta.json)\n" in done.stdout
+    assert "not-read" not in done.stdout
