@@ -452,10 +452,12 @@ def test_the_spool_cap_holds_at_every_moment_of_an_outage(
             for n in range(5):  # each 8 s of 24 kHz stereo: 0.77 MB
                 call = SyntheticCall(worker, f"RM_capped_{n}", t0=time.time() - 8)
                 call.feed(8.0)
+                sent = len(roark_server.requests_log)
                 call.end()
                 assert worker.sync(10)
                 calls.append(call)
-                time.sleep(0.3)  # its retries begin
+                # its retries begin
+                roark_server.wait_until(lambda s, n=sent: len(s.requests_log) > n, timeout=10)
             _wait(lambda: all(c.done.done() for c in calls[:-1]), 20, "older calls not dropped")
     finally:
         worker.stop(0.5)
