@@ -4,14 +4,22 @@ channel hands its records over after the audio that came before them."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from roark._config import resolve
 from roark._failures import Stats
 from roark._handoff.audio_buffer import AudioBuffer
 from roark._handoff.channel import CallChannel, HandOff
 from roark._handoff.records import AgentAudio, CallerAudio, End, PlaybackStarted
+from roark._threads.worker import Worker
+from roark.testing import LocalRoark
+
+from .synthetic import SyntheticCall
 
 
 def pcm(samples: int, value: int = 0, channels: int = 1) -> memoryview:
@@ -209,3 +217,52 @@ def test_a_closed_channel_takes_nothing_more_and_one_never_used_is_delivered() -
     assert [type(e.record) for e in handoff.collect(0.0)] == [End]
     assert not used.delivered.done()  # it has a call to deliver: the thread side resolves it
     assert unused.delivered.result(timeout=0) is True
+
+
+def test_the_processor_reads_a_taps_audio_in_the_order_it_was_appended(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    settings = resolve(
+        {
+            "api_key": roark_server.api_key,
+            "base_url": roark_server.base_url,
+            "spool_dir": tmp_path / "spool",
+        },
+        env={},
+    )
+    worker = Worker(settings)
+    try:
+        t0 = time.time() - 5.0
+        call = SyntheticCall(worker, "RM_order", t0=t0, rate_in=16000, rate_out=16000)
+        buffer = call.channel.new_audio_buffer()
+
+        def frames(ks: range) -> None:
+            for k in ks:
+                buffer.append(t0 + 1.0 + k * 0.02, _ramp(k * FRAME, FRAME), 16000, 1)
+
+        collect, between = worker.handoff.collect, threading.Event()
+
+        def collect_then_the_loop_goes_on(wait: float) -> list:
+            batch = collect(wait)
+            if not between.is_set():
+                between.set()
+                # the loop, after the processor collected and before it takes the buffers:
+                # a record posted (queuing the frames so far), then more frames
+                call.post(PlaybackStarted(segment=7, at=t0 + 1.1))
+                frames(range(10, 20))
+            return batch
+
+        frames(range(10))
+        worker.handoff.collect = collect_then_the_loop_goes_on  # type: ignore[method-assign]
+        assert between.wait(timeout=10) and worker.sync(timeout=10)
+        worker.handoff.collect = collect  # type: ignore[method-assign]
+        frames(range(20, 30))
+        call.end()
+        assert call.done.result(timeout=30) is True
+        received = roark_server.wait_for_call("RM_order", timeout=10)
+    finally:
+        worker.stop(5.0)
+
+    left = received.recording[:, 0]
+    start = round(1.0 * 16000)
+    assert np.array_equal(left[start : start + 30 * FRAME], np.arange(30 * FRAME, dtype=np.int16))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._failures import Stats
@@ -130,6 +131,14 @@ class AudioBuffer:
 
     def take(self) -> list[CallerAudio | AgentAudio]:
         """Everything appended so far, oldest first, no longer counted against the budget."""
+        taken: list[CallerAudio | AgentAudio] = []
+        self.hand_over(taken.append)
+        return taken
+
+    def hand_over(self, put: Callable[[CallerAudio | AgentAudio], None]) -> None:
+        """Give ``put`` everything appended so far, oldest first, under the buffer's lock:
+        what two threads take (the loop posting a record, the processor between records)
+        reaches ``put`` in the order it was appended."""
         with self._lock:
             runs, self._runs = self._runs, []
             run = self._current
@@ -137,6 +146,7 @@ class AudioBuffer:
                 runs.append(run)
                 # the next frames continue this run where the taken part ended
                 self._current = run.follow()
+            for taken in runs:
+                put(taken.record())
         if runs:
             self._handoff.release(sum(len(r.data) for r in runs))
-        return [r.record() for r in runs]
