@@ -23,6 +23,7 @@ from livekit.agents.voice import ConversationItemAddedEvent, MetricsCollectedEve
 
 import roark
 from roark._handoff.audio_buffer import RESYNC_TOLERANCE
+from roark._threads.recording import INPUT_STALL
 from roark.testing import LocalRoark, ReceivedCall, observed_by_local_roark
 from roark.testing.scripted import (
     CallScript,
@@ -48,6 +49,7 @@ LONG_REPLY = (
 )
 UNICODE_TURN = "Grüße aus Köln, Bestellung № 77 ☎ 東京"
 TOLERANCE = 0.05  # seconds: where speech lands on the recording vs. when it really happened
+EXACT = 0.01  # seconds: where a caller turn begins, found sample for sample, vs. its truth
 
 MAIN = CallScript(
     greeting=GREETING,
@@ -85,6 +87,18 @@ RATES = {
     "in48k-stereo-10ms-out44k": _rates_script(48000, 2, 10.0, 44100),
     "in16k-mono-13.7ms-out48k": _rates_script(16000, 1, 13.7, 48000),
 }
+
+# the caller's source stops producing frames for a second (a muted mic), then resumes
+PAUSED = CallScript(
+    user_turns=[
+        UserTurn("Where is order 99?", at=0.6, duration=0.8),
+        UserTurn("Thanks.", at=3.2, duration=0.6),
+    ],
+    llm_replies=[LLMReply("On its way."), LLMReply("Bye now.")],
+    input_sample_rate=16000,
+    output_sample_rate=16000,
+    input_pauses=((2.0, 1.0),),
+)
 
 BAD_INPUT = CallScript(
     user_turns=[UserTurn(UNICODE_TURN, at=0.4, duration=0.8)],
@@ -191,6 +205,7 @@ def observed(server: LocalRoark) -> dict[str, Observed]:
         "main": (MAIN, SupportAgent),
         "interrupt": (INTERRUPT, SupportAgent),
         "bad_input": (BAD_INPUT, BadInputAgent),
+        "paused": (PAUSED, SupportAgent),
         **{name: (script, SupportAgent) for name, script in RATES.items()},
     }
 
@@ -330,17 +345,54 @@ def test_bad_input_is_delivered_cleanly(observed: dict[str, Observed]) -> None:
 
 def _check_channels(obs: Observed) -> None:
     t0 = obs.t0
-    # where the caller spoke: a frame the loop handed out late still belongs where it was due
-    # (roark takes the caller's audio as a steady stream and only re-anchors it on a gap of
-    # more than RESYNC_TOLERANCE); a stall longer than that moves what follows by its length
+    # where the caller spoke: a frame the loop handed out late (the loop was busy, or
+    # blocked) still belongs where it was due; only a loop blocked for longer than
+    # INPUT_STALL had the caller taken as silent meanwhile, and what it held back may then
+    # follow the part of the recording already cut
     user = [(on - t0, off - t0) for on, off in obs.call.input.turns_due()]
-    agent = [
+    late = obs.call.input.max_lateness
+    tolerance = TOLERANCE + (late if late > INPUT_STALL else 0.0)
+    _check_placement(obs, user, _played(obs, t0), tolerance)
+
+
+def _played(obs: Observed, t0: float) -> list[tuple[float, float]]:
+    """(start, end) seconds from ``t0`` of each agent segment the speaker played."""
+    return [
         (s.started_at - t0, s.started_at - t0 + s.played_seconds)
         for s in obs.call.output.segments
         if s.started_at is not None and s.played_seconds > 0
     ]
-    late = obs.call.input.max_lateness
-    _check_placement(obs, user, agent, TOLERANCE + (late if late > RESYNC_TOLERANCE else 0.0))
+
+
+def _caller_turns_exact(obs: Observed) -> list[int]:
+    """Each caller turn is on the left channel sample for sample as the source made it, and
+    nothing else is; returns where each one begins (samples)."""
+    left = obs.received.recording[:, 0]
+    starts, end = [], 0
+    for index in range(len(obs.script.user_turns)):
+        want = obs.call.input.turn_audio(index)
+        lead = int(np.flatnonzero(want)[0])  # a tone may begin on a zero crossing
+        start = end + int(np.flatnonzero(left[end:])[0]) - lead
+        assert not left[end:start].any()
+        # whole and in one piece: no gap, no overlap, nothing missing, nothing doubled
+        assert np.array_equal(left[start : start + len(want)], want), index
+        starts.append(start)
+        end = start + len(want)
+    assert not left[end:].any()
+    return starts
+
+
+def _spoken_at(obs: Observed) -> list[float]:
+    """Where the caller's turns began, in seconds from the recording's first sample.
+
+    The scripted source hands a frame out when its first sample is due, not when its last
+    is (as a device does), so the tap, which takes a frame to have begun one frame before it
+    arrived, places the caller's audio one frame early: at the recording's first sample when
+    that is earlier."""
+    audio_in = obs.call.input
+    assert audio_in.started_at is not None
+    began = max(0.0, audio_in.started_at - audio_in.frame_seconds - obs.t0)
+    return [began + turn.at for turn in obs.script.user_turns]
 
 
 def _check_placement(
@@ -366,6 +418,18 @@ def test_every_sample_rate_and_frame_size(observed: dict[str, Observed], name: s
     assert obs.received.sample_rate == obs.script.output_sample_rate
     assert obs.received.ended["recordingNumChannels"] == 2
     _check_channels(obs)
+
+
+def test_a_paused_source_stays_a_silence_of_its_length(observed: dict[str, Observed]) -> None:
+    obs = observed["paused"]
+    _check_channels(obs)
+    rate = obs.received.sample_rate
+    assert rate == obs.call.input.sample_rate
+    starts = _caller_turns_exact(obs)
+    # the second turn is 2.6 s after the first, across the second the source made nothing
+    for start, spoken in zip(starts, _spoken_at(obs), strict=True):
+        assert abs(start / rate - spoken) < EXACT
+    assert abs((starts[1] - starts[0]) / rate - 2.6) < EXACT
 
 
 def test_tts_faster_than_real_time_keeps_its_real_length(observed: dict[str, Observed]) -> None:
@@ -495,3 +559,53 @@ def test_a_step_of_the_system_clock_tears_nothing(
     for entry in received.transcript:
         onsets = [on for on, _ in runs[entry["role"]]]
         assert min(abs(on - entry["audioOffsetMs"] / 1000) for on in onsets) < TOLERANCE, entry
+
+
+STALL_AT = 1.6  # seconds into the caller's audio: in the middle of its turn (1.0 to 2.6 s)
+STALL = 0.4  # seconds the loop is blocked for
+STALLED = CallScript(
+    greeting="Hi, order desk.",
+    user_turns=[UserTurn("Where is order 99?", at=1.0, duration=1.6)],
+    llm_replies=[LLMReply("Order 99 is on its way.")],
+    input_sample_rate=16000,
+    output_sample_rate=16000,
+)
+
+
+def test_a_blocked_event_loop_tears_nothing(server: LocalRoark) -> None:
+    """User code blocks the loop while the caller speaks (a sync database call); the caller's
+    frames queue meanwhile and come over in a burst after it, but they are one stream."""
+    call = ScriptedCall(STALLED)
+    blocked: list[asyncio.TimerHandle] = []
+
+    async def block_the_loop_mid_turn() -> None:
+        audio_in = call.input
+        while audio_in.started_loop_time is None:
+            await asyncio.sleep(0.01)
+        at = audio_in.started_loop_time + STALL_AT
+        blocked.append(asyncio.get_running_loop().call_at(at, time.sleep, STALL))
+
+    async def run() -> JobContext:
+        @roark.observe(agent_id="support-bot-v3")
+        async def entrypoint(ctx: JobContext) -> None:
+            session = call.build_session()
+            stall = asyncio.ensure_future(block_the_loop_mid_turn())
+            await session.start(agent=SupportAgent(greeting=STALLED.greeting))
+            await stall
+
+        return await run_job(entrypoint, call=call, job_id="job-loop-stall", timeout=60.0)
+
+    ctx = asyncio.run(run())
+    received = server.wait_for_call(ctx.job.room.sid, timeout=20)
+    obs = Observed(script=STALLED, call=call, ctx=ctx, received=received)
+    assert blocked
+    # the frames due while the loop was blocked were handed over that late, all at once
+    assert call.input.max_lateness > STALL - 0.05
+    rate = received.sample_rate
+    assert rate == call.input.sample_rate
+    (start,) = _caller_turns_exact(obs)
+    (spoken,) = _spoken_at(obs)
+    assert abs(start / rate - spoken) < EXACT
+    # and the agent's side is where the speaker played it
+    _check_channels(obs)
+    assert [t["role"] for t in received.transcript] == ["assistant", "user", "assistant"]

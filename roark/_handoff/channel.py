@@ -13,9 +13,10 @@ Threading invariants:
   appends audio to the channel's buffers, reads the channel's clock and closes it.
 - ``HandOff.put`` and ``CallChannel.post`` never block; they are safe from any thread.
 - A channel's buffers are appended on the loop and taken both by ``post`` (on the loop) and
-  by the processor thread (between records), under each buffer's lock. What the buffers hold
-  when a record is posted is queued ahead of that record: a playback event finds the frames
-  it places, and the end finds the whole recording.
+  by the processor thread (between records); either way what is taken is queued under the
+  buffer's lock, so a tap's audio reaches the processor in the order it was appended. What
+  the buffers hold when a record is posted is queued ahead of that record: a playback event
+  finds the frames it places, and the end finds the whole recording.
 """
 
 from __future__ import annotations
@@ -120,8 +121,7 @@ class CallChannel:
         if self.closed:
             return  # the taps outlive the call in the chain; what they report is not needed
         self._posted = True
-        for audio in self.take_audio():
-            self._handoff.put(self, audio)
+        self.queue_audio()
         self._handoff.put(self, record)
 
     def new_audio_buffer(self) -> AudioBuffer:
@@ -129,6 +129,16 @@ class CallChannel:
         buffer = AudioBuffer(self._handoff, self._stats)
         self._buffers.append(buffer)
         return buffer
+
+    def queue_audio(self) -> None:
+        """Queue what the taps appended since the last take (any thread), behind what was
+        queued before it: audio the loop took when it posted a record and has not been
+        handled yet is never overtaken."""
+        for buffer in list(self._buffers):
+            buffer.hand_over(self._put)
+
+    def _put(self, audio: CallerAudio | AgentAudio) -> None:
+        self._handoff.put(self, audio)
 
     def take_audio(self) -> list[CallerAudio | AgentAudio]:
         """What the taps appended since the last take, oldest first (any thread)."""

@@ -1,10 +1,19 @@
 """The stereo recording, laid out on one clock and cut into PCM chunks (worker thread only).
 
 Both channels are placed on the wall clock from ``t0`` (the call's start, the recording's
-first sample): the caller's audio where it arrived, the agent's where its playback started,
+first sample): the caller's audio where it began, the agent's where its playback started,
 for as long as it actually played. Whatever nothing was placed over is real silence. The
 timeline is cut as soon as it can no longer change, and leaves in chunks of ``chunk_bytes``,
 so memory stays bounded by the longest agent turn in flight, not by the call.
+
+The caller's audio is a stream: it stays one run, sample after sample, while its frames keep
+to the run's clock. Frames are never early, only late, so a frame earlier than the clock
+moves the run (and what of it is placed) earlier: a run that broke off because a stalled
+event loop handed a burst of queued frames over late finds its place again, and where it
+reaches the audio before it, it follows on from it without a gap. Audio is never placed
+before the audio before it, nor moved across a cut: while a run may still move, the cut
+waits behind the place it could move to. A pause of the source (frames stop, then resume
+in real time) stays a silence of its length.
 
 The tail (everything after the last chunk, as it stands: an agent turn still playing is
 placed as if it played on) is handed to ``tail`` every pass, as changes to a file that only
@@ -172,6 +181,7 @@ class _Track:
         self._placed: list[tuple[int, np.ndarray]] = []
         self.dropped = 0
         self.end = 0  # one past the last sample ever placed
+        self._taken_to = 0
 
     def place(self, start: int, samples: np.ndarray, cursor: int) -> None:
         if len(samples) == 0:
@@ -185,12 +195,18 @@ class _Track:
         self._placed.append((start, samples))
         self.end = max(self.end, start + len(samples))
 
+    def shift(self, start: int, by: int) -> None:
+        """Move what was placed from ``start`` on by ``by`` samples (never before a take)."""
+        self._placed = [(pos + by if pos >= start else pos, part) for pos, part in self._placed]
+        self.end = max([self._taken_to] + [pos + len(part) for pos, part in self._placed])
+
     def held(self) -> int:
         return sum(len(samples) for _, samples in self._placed)
 
     def take(self, start: int, end: int) -> np.ndarray:
         """Samples ``start..end`` (what nothing was placed over is silence), then forgotten."""
         block = self.peek(start, end)
+        self._taken_to = max(self._taken_to, end)
         keep: list[tuple[int, np.ndarray]] = []
         for pos, samples in self._placed:
             stop = pos + len(samples)
@@ -208,6 +224,21 @@ class _Track:
             if lo < hi:
                 block[lo - start : hi - start] += samples[lo - pos : hi - pos]
         return block
+
+
+@dataclass
+class _InputRun:
+    """The caller's audio since its source last broke off (a pause, a new format)."""
+
+    at: float  # when its first sample began, as its frames say (wall)
+    pos: int  # where its first sample is placed
+    floor_at: float  # where the caller's audio before it ended: it cannot begin earlier
+    floor: int  # ... on the recording
+    #: source samples after which it is taken as placed for good: a stalled loop's burst
+    #: shows where it began within the first of them (no more than the gap before it)
+    open_for: int
+    fed: int = 0  # handed in, at the source rate
+    placed: int = 0  # placed, at the recording rate
 
 
 @dataclass
@@ -256,11 +287,11 @@ class Recording:
         self._tail_frames = 0
         self._rendered_to = 0
         self._changed_from: int | None = None
-        # caller run state
+        # caller run state: the run, and where the caller's audio before it ended
         self._in_resampler: _Resampler | None = None
-        self._run_start: float | None = None
-        self._run_samples = 0  # placed, at the recording rate
-        self._run_fed = 0  # handed in, at the source rate
+        self._run: _InputRun | None = None
+        self._input_floor_at = float("-inf")
+        self._input_floor = 0
         # caller audio waiting for the resampler: one call per batch, not per 20 ms frame,
         # as each call into LiveKit's native resampler has a fixed cost
         self._in_batch: list[bytes] = []
@@ -284,23 +315,26 @@ class Recording:
         self, at: float, data: bytes, rate: int, channels: int, now: float
     ) -> None:
         samples = len(data) // (2 * channels)
-        resampler = self._in_resampler
-        expected = None if self._run_start is None else self._run_start + self._run_fed / rate
+        run, resampler = self._run, self._in_resampler
         if (
-            expected is None
-            or abs(at - expected) > RESYNC_TOLERANCE
+            run is None
             or resampler is None
             or resampler.source_rate != rate
             or channels != self._in_channels
         ):
-            self._end_input_run()
-            self._run_start, self._run_samples, self._run_fed = at, 0, 0
-            self._in_resampler = _Resampler(rate, self.rate)
-            self._in_channels = channels
+            run = self._new_input_run(at, rate, channels)
+        else:
+            late = at - run.at - run.fed / rate
+            if late > RESYNC_TOLERANCE:
+                # a pause of the source, or the start of a stalled loop's burst
+                run = self._new_input_run(at, rate, channels)
+            elif late < 0.0:
+                # frames are never early: the run began earlier than it was anchored
+                self._move_input_run(run, run.at + late, rate)
         # raw bytes until the batch is resampled: one conversion per batch, not per frame
         self._in_batch.append(data)
         self._in_batched += samples
-        self._run_fed += samples
+        run.fed += samples
         if self._in_batched >= rate * INPUT_BATCH:
             self._resample_input()
         self._input_end = max(self._input_end, at + samples / rate)
@@ -310,6 +344,34 @@ class Recording:
             # source delivering faster than real time does not pile audio up in memory
             self.cut(now)
 
+    def _new_input_run(self, at: float, rate: int, channels: int) -> _InputRun:
+        self._end_input_run()
+        floor_at, floor = self._input_floor_at, self._input_floor
+        start, pos = self._input_place(at, floor_at, floor)
+        gap = min(INPUT_STALL, max(0.0, at - floor_at))
+        run = self._run = _InputRun(start, pos, floor_at, floor, open_for=round(gap * rate))
+        self._in_resampler = _Resampler(rate, self.rate)
+        self._in_channels = channels
+        return run
+
+    def _input_place(self, at: float, floor_at: float, floor: int) -> tuple[float, int]:
+        """Where caller audio beginning at ``at`` goes, after the audio that ended at
+        ``floor_at`` (placed up to ``floor``) and never before the cut."""
+        if at <= floor_at + RESYNC_TOLERANCE:
+            # it follows on from that audio: sample for sample, whatever the jitter
+            return min(at, floor_at), max(floor, self._cursor)
+        return at, max(self.sample_at(at), floor, self._cursor)
+
+    def _move_input_run(self, run: _InputRun, start: float, rate: int) -> None:
+        """Re-anchor ``run`` to ``start``: what of it is placed moves with it, unless some of
+        it was cut already (audio never moves across a cut: the rest stays behind it)."""
+        run.at, pos = self._input_place(start, run.floor_at, run.floor)
+        self._input_end = run.at + run.fed / rate
+        if pos < run.pos and run.pos >= self._cursor:
+            self._tracks[0].shift(run.pos, pos - run.pos)
+            self._changed(pos)
+            run.pos = pos
+
     def _resample_input(self) -> None:
         if not self._in_batch or self._in_resampler is None:
             return
@@ -318,20 +380,22 @@ class Recording:
         self._place_input(self._in_resampler.push(batch))
 
     def _place_input(self, samples: np.ndarray) -> None:
-        assert self._run_start is not None
-        start = self.sample_at(self._run_start) + self._run_samples
+        run = self._run
+        assert run is not None
+        start = run.pos + run.placed
         self._changed(start)
         self._tracks[0].place(start, samples, self._cursor)
-        self._run_samples += len(samples)
+        run.placed += len(samples)
 
     def _end_input_run(self) -> None:
         self._resample_input()
-        if self._in_resampler is not None and self._run_start is not None:
+        run = self._run
+        if run is not None and self._in_resampler is not None:
             self._place_input(self._in_resampler.flush())
+            self._input_floor_at = run.at + run.fed / self._in_resampler.source_rate
+            self._input_floor = run.pos + run.placed
         self._in_resampler = None
-        self._run_start = None
-        self._run_samples = 0
-        self._run_fed = 0
+        self._run = None
 
     # -- agent -----------------------------------------------------------------------------
 
@@ -410,19 +474,21 @@ class Recording:
             end = self.sample_at(max(self._input_end, now - INPUT_STALL))
         else:
             end = self.sample_at(self._input_end)
-            if self._run_start is not None:
-                end = min(end, self.sample_at(self._run_start) + self._run_samples)
+            run = self._run
+            if run is not None:
+                end = min(end, run.pos + run.placed)
+                lowest = max(run.floor, self._cursor)
+                if run.fed < run.open_for and run.pos > lowest:
+                    # a burst may yet show it began earlier, down to the audio before it
+                    end = min(end, lowest)
         for seg in self._segments.values():
             # a segment in flight has not said yet where its audio goes
             end = min(end, self.sample_at(seg.captured_at))
         return end
 
     def cut(self, now: float) -> None:
-        """Cut the timeline as far as it can no longer change, once that makes a whole chunk.
-
-        Only in whole chunks: a caller run re-anchored a little earlier (a stalled loop
-        handing over a burst of frames) still finds its place behind the settled point; the
-        tail (``sync_tail``) has everything after the cut as it stands."""
+        """Cut the timeline as far as it can no longer change, once that makes a whole chunk
+        (the tail, ``sync_tail``, has everything after the cut as it stands)."""
         self._resample_input()
         end = self._settled(now)
         if end - self._cursor + len(self._pending) // 4 >= self._chunk_frames:

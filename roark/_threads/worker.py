@@ -211,11 +211,14 @@ class Worker:
                         channel.delivered.set_result(True)  # nothing to deliver
 
     def _take_audio(self, pace: _Pacer) -> None:
-        # what the taps appended since is newer than anything queued for the call
+        # what the taps appended since is newer than anything queued for the call; it goes
+        # through the queue too, behind audio the loop queued when it posted a record
+        # (handled directly, it could overtake that audio: a caller run read out of order)
         for channel in list(self.calls):
             with self._record_guard:
-                for audio in channel.take_audio():
-                    self._handle(channel, audio)
+                channel.queue_audio()
+        for envelope in self.handoff.collect(0.0):
+            self._handle(envelope.channel, envelope.record)
             pace.check()
 
     def _cut_recordings(self, pace: _Pacer) -> None:

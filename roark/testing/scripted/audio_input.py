@@ -36,13 +36,17 @@ class ScriptedAudioInput(io.AudioInput):
     """The caller: real-time paced audio with a 700 Hz tone during each turn.
 
     Frame ``k`` (``frame_ms`` long) is handed out no earlier than ``start + k * frame``,
-    where ``start`` is the time of the first ``__anext__``. Outside the turns the audio is
-    exact digital silence. After ``total_seconds`` the iterator ends (LiveKit's session
-    just stops forwarding audio). It records the truth: ``started_at`` (wall time the
-    first frame was handed out), ``turn_onsets`` / ``turn_offsets`` (wall time the frame
-    holding a turn's first speech sample / first silent sample after it was handed out),
-    :meth:`turns_due` (when those samples were due, at the audio's own steady pace) and
-    ``max_lateness`` (how far behind that pace the event loop ever handed a frame out).
+    where ``start`` is the time of the first ``__anext__``; frames the loop could not hand
+    out in time (it was blocked) are handed out at once when it can, as LiveKit's
+    ``rtc.AudioStream`` queues them. Outside the turns the audio is exact digital silence.
+    During ``pauses`` ((start, seconds) of the audio) the source produces no frames at all,
+    as a muted or unpublished track; it resumes at its own pace. After ``total_seconds``
+    the iterator ends (LiveKit's session just stops forwarding audio). It records the
+    truth: ``started_at`` (wall time the first frame was handed out), ``turn_onsets`` /
+    ``turn_offsets`` (wall time the frame holding a turn's first speech sample / first
+    silent sample after it was handed out), :meth:`turns_due` (when those samples were
+    due, at the audio's own steady pace) and ``max_lateness`` (how far behind that pace
+    the event loop ever handed a frame out).
 
     Example::
 
@@ -58,6 +62,7 @@ class ScriptedAudioInput(io.AudioInput):
         sample_rate: int = 16000,
         num_channels: int = 1,
         frame_ms: float = 20.0,
+        pauses: Sequence[tuple[float, float]] = (),
         tone_hz: float = CALLER_TONE_HZ,
         amplitude: float = AMPLITUDE,
         label: str = "ScriptedAudioInput",
@@ -68,6 +73,10 @@ class ScriptedAudioInput(io.AudioInput):
         self._samples_per_frame = max(1, round(sample_rate * frame_ms / 1000.0))
         self._total_samples = max(0, round(total_seconds * sample_rate))
         self._bounds = [(round(t.at * sample_rate), round(t.end * sample_rate)) for t in turns]
+        self._pauses = sorted(
+            (round(start * sample_rate), round((start + seconds) * sample_rate))
+            for start, seconds in pauses
+        )
         self._tone_hz = tone_hz
         self._amplitude = amplitude
         self._next_sample = 0
@@ -97,6 +106,18 @@ class ScriptedAudioInput(io.AudioInput):
         base = self.started_at or 0.0
         rate = self._sample_rate
         return [(base + start / rate, base + end / rate) for start, end in self._bounds]
+
+    def turn_audio(self, index: int) -> np.ndarray:
+        """Turn ``index``'s speech as the source produced it (mono int16 at its own rate):
+        what a recording at that rate holds sample for sample where the turn was spoken."""
+        start, end = self._bounds[index]
+        return tone(
+            start,
+            end - start,
+            sample_rate=self._sample_rate,
+            hz=self._tone_hz,
+            amplitude=self._amplitude,
+        )
 
     @property
     def started_loop_time(self) -> float | None:
@@ -158,6 +179,10 @@ class ScriptedAudioInput(io.AudioInput):
         loop = asyncio.get_running_loop()
         if self._t0 is None:
             self._t0 = loop.time()
+        self._next_sample = self._after_pauses(self._next_sample)
+        if self._next_sample >= self._total_samples:
+            self._finish()
+            raise StopAsyncIteration
         delay = self._t0 + self._next_sample / self._sample_rate - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -166,7 +191,7 @@ class ScriptedAudioInput(io.AudioInput):
             raise StopAsyncIteration
 
         first = self._next_sample
-        last = min(first + self._samples_per_frame, self._total_samples)
+        last = min(first + self._samples_per_frame, self._total_samples, self._next_pause(first))
         due = self._t0 + first / self._sample_rate
         self.max_lateness = max(self.max_lateness, loop.time() - due)
         frame = self._render(first, last)
@@ -174,6 +199,19 @@ class ScriptedAudioInput(io.AudioInput):
         self.frames_sent += 1
         self._record_handed_out(first, last)
         return frame
+
+    def _after_pauses(self, sample: int) -> int:
+        """``sample``, or the end of the pause it falls in."""
+        for start, end in self._pauses:
+            if start <= sample < end:
+                sample = end
+        return sample
+
+    def _next_pause(self, sample: int) -> int:
+        """Where the next pause from ``sample`` on begins (the end of the audio if none)."""
+        return min(
+            (start for start, _ in self._pauses if start > sample), default=self._total_samples
+        )
 
     def _record_handed_out(self, first: int, last: int) -> None:
         """Note the wall time samples ``first:last`` were handed out, for the truth."""

@@ -117,6 +117,7 @@ class ScriptedCall:
             sample_rate=script.input_sample_rate,
             num_channels=script.input_channels,
             frame_ms=script.input_frame_ms,
+            pauses=script.input_pauses,
         )
         self.output = RealtimeAudioOutput()
         self.session: AgentSession | None = None

@@ -87,6 +87,9 @@ class CallScript:
     input_sample_rate: int = 16000
     input_channels: int = 1
     input_frame_ms: float = 20.0
+    input_pauses: tuple[tuple[float, float], ...] = ()
+    """(start, seconds) spans of the caller audio its source produces no frames for (a muted
+    mic, a track unpublished and published again); the audio goes on at its pace after."""
     output_sample_rate: int = 24000
     """TTS / agent output sample rate."""
     tts_realtime_factor: float = 10.0
@@ -112,6 +115,8 @@ class CallScript:
             raise ValueError("input_frame_ms must be positive")
         if self.tts_realtime_factor <= 0 or self.seconds_per_char <= 0:
             raise ValueError("tts_realtime_factor and seconds_per_char must be positive")
+        if any(start < 0 or seconds <= 0 for start, seconds in self.input_pauses):
+            raise ValueError(f"invalid input pause: {self.input_pauses!r}")
         if self.caller_audio_seconds is not None and self.caller_audio_seconds <= 0:
             raise ValueError("caller_audio_seconds must be positive")
 
