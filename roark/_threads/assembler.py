@@ -16,6 +16,7 @@ from .._failures import Stats
 from .._handoff.clock import CallClock
 from .._handoff.records import (
     AgentAudio,
+    AgentConfig,
     Begin,
     CallDetails,
     CallerAudio,
@@ -163,10 +164,9 @@ class CallAssembler:
         elif isinstance(record, Tools):
             self._tools(record)
         elif isinstance(record, Metric):
-            fields = encodable_value(record.fields)
-            metric = wire.metric(encodable(record.kind), record.at, self._offset(record.at), fields)
-            self.metrics.append(metric)
-            self._spool_record(METRICS, metric)
+            self._metric(encodable(record.kind), record.at, encodable_value(record.fields))
+        elif isinstance(record, AgentConfig):
+            self._agent_config(record)
         elif isinstance(record, Usage):
             self.usage = [
                 wire.metric("usage", record.at, self._offset(record.at), encodable_value(fields))
@@ -284,6 +284,25 @@ class CallAssembler:
             self._spool_record(TOOLS, tool)
         if made:
             self._content()
+
+    def _metric(self, kind: str, at: float, fields: dict[str, Any]) -> None:
+        metric = wire.metric(kind, at, self._offset(at), fields)
+        self.metrics.append(metric)
+        self._spool_record(METRICS, metric)
+
+    def _agent_config(self, record: AgentConfig) -> None:
+        """An agent's configuration, as a metric: its instructions are the developer's text,
+        redacted and cut as a tool's text is (they may hold what the caller said)."""
+        instructions = record.instructions
+        if instructions:
+            instructions = self._redact(tool_text(instructions, self.settings.max_tool_text_chars))
+        fields = {
+            "livekit_agent_id": record.agent_id,
+            "instructions": instructions,
+            "tools_added": ",".join(record.tools_added),
+            "tools_removed": ",".join(record.tools_removed),
+        }
+        self._metric("agent_config_update", record.at, encodable_value(fields))
 
     def _end(self, record: End) -> None:
         self.ended = True
