@@ -52,9 +52,11 @@ class Speech:
 
 
 class ToolEnds:
-    """Under a test clock, when each tool call ended, by the call id its result carries."""
+    """When each tool call ended, by the call id its result carries: where a result belongs
+    under a test clock. Noted whatever the clock, as a test clock is seen only after a few of
+    its jumps, and a session on LiveKit's virtual time may be over in a few milliseconds."""
 
-    # results are posted soon after their tool ends; a bound for those that never are
+    # a bound for the results that are never posted or never asked for (a real clock)
     _KEPT = 256
 
     def __init__(self, clock: CallClock) -> None:
@@ -63,7 +65,7 @@ class ToolEnds:
 
     def updated(self, update: Any) -> None:
         """A ``tool_execution_updated`` update: note a ``ToolCallEnded``'s time."""
-        if not self._clock.virtual or getattr(update, "type", None) != "tool_call_ended":
+        if getattr(update, "type", None) != "tool_call_ended":
             return
         # the id of the result's item: the call's own, or "<call id>_final" for an async tool
         entry = getattr(update, "id", None)
