@@ -23,7 +23,9 @@ from typing import Any, TextIO
 
 import requests
 
-from ._config import ConfigurationError, Settings, resolve
+from ._config import ConfigurationError, Settings, resolve, unread_variables
+from ._threads.spool import Destination, is_call_key
+from ._threads.spool_files import read_own
 from ._threads.transport import (
     AuthError,
     DestinationError,
@@ -65,7 +67,9 @@ def run(out: TextIO, err: TextIO) -> int:
         print(exc, file=err)
         return INVALID_SETTINGS
     print(describe_settings(settings), file=out)
-    print(describe_spool(settings.spool_dir), file=out)
+    for problem in unread_variables():
+        print(f"warning: {problem}", file=err)
+    print(describe_spool(settings), file=out)
     if not settings.enabled:
         print("observation is turned off (ROARK_OBSERVABILITY_ENABLED)", file=err)
         return NOT_OBSERVING
@@ -135,13 +139,14 @@ def _status(exc: Exception) -> str:
     return str(exc).split(": ", 1)[-1]
 
 
-def describe_spool(root: Path) -> str:
+def describe_spool(settings: Settings) -> str:
     """Where the spool is, how many calls wait in it and for which destination (read only)."""
+    root = settings.spool_dir
     try:
         folders = [
             entry
             for entry in os.scandir(root)
-            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+            if is_call_key(entry.name) and entry.is_dir(follow_symlinks=False)
         ]
     except FileNotFoundError:
         return f"spool: {root}: does not exist yet, no call waiting"
@@ -152,20 +157,27 @@ def describe_spool(root: Path) -> str:
     by_destination = Counter(_destination(Path(entry.path)) for entry in folders)
     waiting = "1 call waiting" if len(folders) == 1 else f"{len(folders)} calls waiting"
     lines = [f"spool: {root}: {waiting}"]
+    ours = _shown(Destination.of(settings.base_url, settings.api_key).as_json())
     for where, count in sorted(by_destination.items()):
-        lines.append(f"  {count} for {where}")
+        mine = " (this configuration's)" if settings.api_key and where == ours else ""
+        lines.append(f"  {count} for {where}{mine}")
     return "\n".join(lines)
 
 
 def _destination(folder: Path) -> str:
     """Where a spooled call was going, as its ``meta.json`` says (if it says)."""
     try:
-        meta: Any = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        # never through a link, nor a FIFO that would hang the check
+        meta: Any = json.loads(read_own(folder / "meta.json"))
     except (OSError, ValueError):
         return "an unknown destination (no readable meta.json)"
     where = meta.get("destination") if isinstance(meta, dict) else None
     if not isinstance(where, dict):
         return "an unknown destination"
+    return _shown(where)
+
+
+def _shown(where: dict[str, Any]) -> str:
     scheme, host, port = where.get("scheme"), where.get("host"), where.get("port")
     key = where.get("key")
     text = f"{scheme}://{host}:{port}"

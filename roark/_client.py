@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from ._config import RedactSetting, Settings, resolve
+from ._config import RedactSetting, Settings, resolve, unread_variables
 from ._failures import guard, use
 from ._handoff.channel import CallChannel
 from ._threads.worker import Worker
@@ -98,6 +98,8 @@ def configure(
             **advanced,
         }
     )
+    for problem in unread_variables():
+        logger.warning(problem)
     if not settings.enabled:
         logger.info("roark observability is disabled (ROARK_OBSERVABILITY_ENABLED)")
     elif not settings.api_key:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
 import re
@@ -179,6 +180,9 @@ def _api_key(name: str, key: str) -> str | None:
     key = key.strip()
     if any(c.isspace() for c in key) or not key.isprintable():
         raise ConfigurationError(name, "contains whitespace or control characters")
+    if not key.isascii():
+        # it goes in HTTP headers: every request would fail to encode, forever
+        raise ConfigurationError(name, "contains characters other than ASCII")
     return key or None
 
 
@@ -264,6 +268,42 @@ _SETTINGS: dict[str, _Setting] = {
     "redact":                _Setting(None, check=_redact),
 }
 # fmt: on
+
+
+_PREFIX = "ROARK_"
+# how alike a variable's name must be to a setting's to be taken for a misspelling of it
+_LIKE = 0.75
+
+
+def unread_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """What to say of each ``ROARK_*`` variable that looks meant for roark but is not read:
+    a misspelt one (``ROARK_ENABLED``), or one for a setting that is an argument only
+    (``ROARK_REDACT``). Others (another tool's ``ROARK_*``) are none of roark's business."""
+    env = os.environ if env is None else env
+    read = {s.env: field for field, s in _SETTINGS.items() if s.env}
+    arguments = {_PREFIX + field.upper(): field for field, s in _SETTINGS.items() if not s.env}
+    found = []
+    for name in sorted(n for n in env if n.startswith(_PREFIX) and n not in read):
+        if name in arguments:
+            found.append(
+                f"{name} is not read: {arguments[name]} is set with "
+                f"roark.configure({arguments[name]}=...)"
+            )
+        elif meant := _meant(name, list(read)):
+            found.append(f"{name} is not a roark variable and is ignored; did you mean {meant}?")
+    return found
+
+
+def _meant(name: str, known: list[str]) -> str | None:
+    """The known variable ``name`` is a misspelling of: alike as a whole, or sharing a word
+    of the name after the prefix (``ROARK_ENABLED``: ``ROARK_OBSERVABILITY_ENABLED``)."""
+    words = set(name[len(_PREFIX) :].split("_"))
+    ranked = sorted(known, key=lambda k: -difflib.SequenceMatcher(None, name, k).ratio())
+    for candidate in ranked:
+        alike = difflib.SequenceMatcher(None, name, candidate).ratio() >= _LIKE
+        if alike or words & set(candidate[len(_PREFIX) :].split("_")):
+            return candidate
+    return None
 
 
 def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:

@@ -21,6 +21,7 @@ import pytest
 
 from roark import _check
 from roark._cli import main
+from roark._threads.spool import Destination
 from roark.testing import LocalRoark
 
 
@@ -157,10 +158,14 @@ def test_it_says_what_waits_in_the_spool_and_for_whom(
 ) -> None:
     spool = tmp_path / "spool"
     where = {"scheme": "https", "host": "api.roark.ai", "port": 443, "key": "sha256:0f1e2d"}
+    ours = Destination.of(server.base_url, server.api_key).as_json()
     for name, meta in [
-        ("a", {"startedAt": 1.0, "callId": "RM_a", "destination": where}),
-        ("b", {"startedAt": 2.0, "callId": "RM_b", "destination": where}),
-        ("c", {"startedAt": 3.0, "callId": "RM_c"}),
+        ("a" * 32, {"startedAt": 1.0, "callId": "RM_a", "destination": where}),
+        ("b" * 32, {"startedAt": 2.0, "callId": "RM_b", "destination": where}),
+        ("c" * 32, {"startedAt": 3.0, "callId": "RM_c"}),
+        ("d" * 32, {"startedAt": 4.0, "callId": "RM_d", "destination": ours}),
+        # a folder of the user's own in the spool folder is not a call
+        ("my-notes", {"startedAt": 5.0, "callId": "RM_not_a_call", "destination": ours}),
     ]:
         (spool / name).mkdir(parents=True)
         (spool / name / "meta.json").write_text(json.dumps(meta))
@@ -176,10 +181,38 @@ def test_it_says_what_waits_in_the_spool_and_for_whom(
         spooled=True,
     )
     assert code == 0
-    assert f"spool: {spool}: 3 calls waiting" in text
-    assert "2 for https://api.roark.ai:443 (key sha256:0f1e2d)" in text
-    assert "1 for an unknown destination" in text
+    assert f"spool: {spool}: 4 calls waiting" in text
+    assert "  2 for https://api.roark.ai:443 (key sha256:0f1e2d)\n" in text
+    assert "  1 for an unknown destination\n" in text
+    port = server.base_url.rsplit(":", 1)[1]
+    mine = f"  1 for http://127.0.0.1:{port} (key {ours['key']}) (this configuration's)"
+    assert mine in text
     assert sorted(p.relative_to(spool) for p in spool.rglob("*")) == before  # nothing touched
+
+
+def test_it_warns_of_roark_variables_it_does_not_read(
+    server: LocalRoark,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    code, text = _check_with(
+        monkeypatch,
+        capsys,
+        tmp_path,
+        ROARK_API_KEY=server.api_key,
+        ROARK_BASE_URL=server.base_url,
+        ROARK_ENABLED="false",  # meant to turn it off: it does not
+        ROARK_REDACT="true",
+        ROARK_PROJECT_ID="p-42",  # not roark's: nothing said
+    )
+    assert code == 0
+    warnings = [line for line in text.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: ROARK_ENABLED is not a roark variable and is ignored; did you mean "
+        "ROARK_OBSERVABILITY_ENABLED?",
+        "warning: ROARK_REDACT is not read: redact is set with roark.configure(redact=...)",
+    ]
 
 
 def test_the_exit_codes_are_in_the_help_and_a_real_process_exits_with_them(
@@ -204,3 +237,25 @@ def test_the_exit_codes_are_in_the_help_and_a_real_process_exits_with_them(
     )
     assert done.returncode == 4, done.stdout + done.stderr
     assert not (tmp_path / "spool").exists()
+
+
+def test_a_planted_fifo_or_link_in_the_spool_neither_hangs_nor_is_read(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    fifo_call, linked_call = spool / ("a" * 32), spool / ("b" * 32)
+    fifo_call.mkdir(parents=True)
+    linked_call.mkdir()
+    os.mkfifo(fifo_call / "meta.json")  # reading it would wait for a writer forever
+    secret = tmp_path / "elsewhere.json"
+    secret.write_text(json.dumps({"destination": {"scheme": "https", "host": "not-read"}}))
+    os.symlink(secret, linked_call / "meta.json")
+    env = {"PATH": "/usr/bin:/bin", "ROARK_SPOOL_DIR": str(spool)}
+    done = subprocess.run(
+        [sys.executable, "-m", "roark", "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 3  # no key
+    assert "  2 for an unknown destination (no readable meta.json)\n" in done.stdout
+    assert "not-read" not in done.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,7 @@ def test_bad_environment_value_names_the_variable() -> None:
         ({"spool_max_bytes": 10}, "spool_max_bytes"),
         ({"redact": ["email", "ssn"]}, "redact"),
         ({"api_key": "has space"}, "api_key"),
+        ({"api_key": "sk-ключ-1234"}, "api_key"),  # an HTTP header cannot carry it
         ({"no_such_setting": 1}, "no_such_setting"),
     ],
 )
@@ -90,6 +92,7 @@ def test_wrong_types_and_values_name_the_setting(kwargs: dict, setting: str) -> 
         resolve(kwargs, env={})
     assert info.value.setting == setting
     assert setting in str(info.value)
+    assert "ключ" not in str(info.value)
 
 
 def test_key_never_in_repr() -> None:
@@ -157,3 +160,34 @@ def test_a_refused_url_is_never_echoed_with_its_secrets(
     with pytest.raises(ConfigurationError) as from_env:
         resolve({}, env={"ROARK_BASE_URL": url})
     assert "s3cr3t-pw" not in str(from_env.value) and "ROARK_BASE_URL" in str(from_env.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("ROARK_ENABLED", "did you mean ROARK_OBSERVABILITY_ENABLED?"),
+        ("ROARK_BASEURL", "did you mean ROARK_BASE_URL?"),
+        ("ROARK_KEY", "did you mean ROARK_API_KEY?"),
+        ("ROARK_TIMEOUT", "did you mean ROARK_SHUTDOWN_TIMEOUT?"),
+        ("ROARK_SPOOL", "did you mean ROARK_SPOOL_DIR?"),
+        ("ROARK_REDACT", "redact is set with roark.configure(redact=...)"),
+        ("ROARK_CHUNK_BYTES", "chunk_bytes is set with roark.configure(chunk_bytes=...)"),
+    ],
+)
+def test_a_roark_variable_that_is_not_read_is_named_at_configure(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    name: str,
+    said: str,
+) -> None:
+    for variable in [n for n in os.environ if n.startswith("ROARK_")]:
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv(name, "false")
+    monkeypatch.setenv("ROARK_PROJECT_ID", "p-42")  # another tool's: none of roark's business
+    with caplog.at_level(logging.WARNING, logger="roark"):
+        roark.configure(api_key="k", enabled=False, spool_dir=tmp_path)
+    roark.shutdown()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"{name} is ") and said in warnings[0]

@@ -402,6 +402,27 @@ def test_a_refusal_of_the_data_names_the_call_and_the_field(
     assert f"field {field}" in message
 
 
+def test_a_refusal_that_quotes_the_call_s_id_names_no_field(
+    delivery: Delivery, transport: FakeTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the local Roark's answer to a call-ended whose call-started it never had
+    body = json.dumps(
+        {
+            "error": {
+                "status": 400,
+                "message": "call-ended for 'RM_a' without a call-started before it",
+            }
+        }
+    )
+    transport.fail("RM_a", "call-ended", status_error(400, "call-ended", text=body))
+    with caplog.at_level(logging.WARNING, logger="roark"):
+        _open_call(delivery, "RM_a")
+        _send_all(delivery)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "call-ended of call RM_a refused by Roark" in warning
+    assert "field" not in warning
+
+
 def test_a_quoted_answer_is_cut_short_and_never_carries_the_key() -> None:
     key = "rk-live-5d1f0c2b9a"
     body = json.dumps({"error": {"message": f"key {key} is not valid here; " + "x" * 5000}})

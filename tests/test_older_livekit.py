@@ -69,7 +69,8 @@ def test_observed_calls_on_an_earlier_livekit(older_python: Path) -> None:
     assert version == REQUIREMENTS.read_text().split("==")[1].strip()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [str(older_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *STORIES],
+        # its own options: this venv has no pytest-xdist for the project's "-n 4"
+        [str(older_python), "-m", "pytest", "-q", "-o", "addopts=-p no:cacheprovider", *STORIES],
         cwd=ROOT,
         env=env,
         capture_output=True,

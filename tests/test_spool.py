@@ -15,6 +15,8 @@ import pytest
 
 import roark
 from roark._config import Settings, resolve
+from roark._handoff.records import Message, Metric, ToolCall, Tools
+from roark._threads import worker as worker_module
 from roark._threads.recovery import PROCESS_DIED
 from roark._threads.spool import CallSpool
 from roark._threads.worker import Worker
@@ -148,6 +150,30 @@ def test_a_process_killed_while_its_agent_speaks_keeps_the_turn_up_to_the_kill(
     agent = [(speaking.AGENT_FROM, received.duration_s)]
     assert_speech_at(received.recording, speaking.RATE, [speaking.CALLER_SPEAKS], agent, 0.03)
     assert received.chunk_puts == list(range(len(received.chunks)))
+
+
+def test_what_a_call_said_is_on_disk_when_it_is_handed_over_not_at_the_next_pass(
+    roark_server: LocalRoark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a kill loses what the processor has not written yet: a transcript entry, a tool call
+    # or a metric must not wait for the next pass (here as far off as 60 s) to be written
+    monkeypatch.setattr(worker_module, "CUT_INTERVAL", 60.0)
+    roark_server.revoke_key()  # nothing leaves the spool meanwhile
+    worker = Worker(_worker_settings(roark_server, tmp_path / "prompt"))
+    try:
+        call = SyntheticCall(worker, "RM_prompt", t0=time.time())
+        records = tmp_path / "prompt" / call.key / "records.jsonl"
+        said = time.time()
+        call.post(Message("user", "Where is order 4217?", said, said + 1.0, False, None))
+        _wait(lambda: records.exists() and "order 4217" in records.read_text(), 10, "entry")
+        tool = ToolCall("call_1", "lookup_order", {"order_id": "4217"}, said + 1.2)
+        call.post(Tools(calls=[tool], outputs=[]))
+        _wait(lambda: "lookup_order" in records.read_text(), 10, "tool call")
+        call.post(Metric(kind="llm", at=said + 1.1, fields={"ttft": 0.25}))
+        _wait(lambda: '"ttft": 0.25' in records.read_text(), 10, "metric")
+    finally:
+        worker.stop(0.2)
+        roark_server.restore_key()
 
 
 def _iso_seconds(stamp: str) -> float:

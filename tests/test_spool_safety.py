@@ -416,6 +416,29 @@ def _spool_bytes(spool: Path) -> int:
     return total
 
 
+class _Peak:
+    """The most bytes ``spool`` held while it was watched (a look every 5 ms)."""
+
+    def __init__(self, spool: Path) -> None:
+        self.bytes = 0
+        self._spool = spool
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch)
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            self.bytes = max(self.bytes, _spool_bytes(self._spool))
+            self._done.wait(0.005)
+
+    def __enter__(self) -> _Peak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def test_the_spool_cap_holds_at_every_moment_of_an_outage(
     roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -423,35 +446,258 @@ def test_the_spool_cap_holds_at_every_moment_of_an_outage(
     cap = 1024 * 1024
     roark_server.set_faults(error_rate=1.0, error_status=503)  # every call is retried
     worker = Worker(_settings(roark_server, spool, spool_max_bytes=cap, retry_deadline=2.0))
-    peak = 0
-    watching = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not watching.is_set():
-            peak = max(peak, _spool_bytes(spool))
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     try:
-        calls = []
-        for n in range(5):  # each 8 s of 24 kHz stereo: 0.77 MB
-            call = SyntheticCall(worker, f"RM_capped_{n}", t0=time.time() - 8)
-            call.feed(8.0)
-            call.end()
-            assert worker.sync(10)
-            calls.append(call)
-            time.sleep(0.3)  # its retries begin
-        _wait(lambda: all(c.done.done() for c in calls[:-1]), 20, "older calls not dropped")
+        with _Peak(spool) as peak:
+            calls = []
+            for n in range(5):  # each 8 s of 24 kHz stereo: 0.77 MB
+                call = SyntheticCall(worker, f"RM_capped_{n}", t0=time.time() - 8)
+                call.feed(8.0)
+                sent = len(roark_server.requests_log)
+                call.end()
+                assert worker.sync(10)
+                calls.append(call)
+                # its retries begin
+                roark_server.wait_until(lambda s, n=sent: len(s.requests_log) > n, timeout=10)
+            _wait(lambda: all(c.done.done() for c in calls[:-1]), 20, "older calls not dropped")
     finally:
-        watching.set()
-        watcher.join()
         worker.stop(0.5)
-    assert peak <= cap + CHUNK_BYTES, f"{peak} bytes on disk, cap {cap}"
+    assert peak.bytes <= cap + CHUNK_BYTES, f"{peak.bytes} bytes on disk, cap {cap}"
     assert [c.done.result() for c in calls[:-1]] == [False] * 4
     dropped = [w for w in _warnings(caplog) if "dropped" in w]
     for n in range(4):
         assert any(f"RM_capped_{n}" in w for w in dropped), n
     assert not any("going on" in w for w in _warnings(caplog))
     assert _spool_bytes(spool) <= cap
+
+
+# -- what is not roark's, and what roark already delivered ---------------------------------
+
+
+def test_a_folder_of_the_user_s_own_in_the_spool_is_never_moved_sent_or_counted(
+    roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = tmp_path / "calls"
+    _leave_call(roark_server, spool, "RM_beside_the_user_s_folder")
+    mine = spool / "my-notes"
+    mine.mkdir()
+    (mine / "notes.txt").write_bytes(b"x" * (2 * 1024 * 1024))  # over the whole cap
+    (spool / "README.txt").write_text("the user's own file")
+    with _recovering(roark_server, spool, spool_max_bytes=1024 * 1024) as worker:
+        assert worker.flush(10.0)
+        assert worker.spool.over_by() < 0  # the user's 2 MB are not roark's to count
+    received = roark_server.wait_for_call("RM_beside_the_user_s_folder", timeout=5)
+    assert [t["content"] for t in received.transcript] == ["question 0", "answer 0"]
+    assert (mine / "notes.txt").stat().st_size == 2 * 1024 * 1024
+    assert (spool / "README.txt").read_text() == "the user's own file"
+    assert not (spool / QUARANTINE).exists()
+    assert not any("my-notes" in w for w in _warnings(caplog))
+
+
+def test_a_call_whose_meta_is_missing_is_moved_aside_not_deleted(
+    roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = tmp_path / "calls"
+    folder = _leave_call(roark_server, spool, "RM_no_meta")
+    (folder / "meta.json").unlink()
+    with _recovering(roark_server, spool) as worker:
+        assert worker.flush(2.0)
+    moved = spool / QUARANTINE / folder.name
+    assert sorted(p.name for p in moved.iterdir()) == sorted(
+        ["lock", "records.jsonl", "000-started.json", "zzz-ended.json"]
+        + [f"c{i:07d}.pcm" for i in range(3)]
+    )
+    assert any(folder.name in w and "meta.json is missing" in w for w in _warnings(caplog))
+
+
+def test_a_records_file_that_is_not_a_regular_file_costs_the_records_not_the_call(
+    roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = tmp_path / "calls"
+    folder = _leave_call(roark_server, spool, "RM_records_fifo", ended=False)
+    audio = [*folder.glob("c*.pcm"), *folder.glob("t*.pcm")]
+    seconds = sum(p.stat().st_size // 4 for p in audio) / 24000
+    (folder / "records.jsonl").unlink()
+    os.mkfifo(folder / "records.jsonl")  # planted: reading it would block, and it is no file
+    with _recovering(roark_server, spool) as worker:
+        assert worker.flush(10.0)
+    received = roark_server.wait_for_call("RM_records_fifo", timeout=5)
+    assert (received.started_count, received.ended_count) == (1, 1)
+    assert received.reason == "process-died"
+    assert received.transcript == [] and received.tool_calls == []
+    assert received.chunk_puts == list(range(len(received.chunks))) and received.chunks
+    assert received.duration_s == seconds  # all that was spooled: the chunks and the tail
+    roark_server.assert_no_violations()
+    (moved,) = (spool / QUARANTINE).iterdir()
+    assert "records.jsonl" in moved.name and stat.S_ISFIFO(moved.lstat().st_mode)
+    assert any("records" in w and "quarantine" in w for w in _warnings(caplog))
+
+
+def _rewrite_json(path: Path, change: Callable[[Any], None]) -> None:
+    value = json.loads(path.read_text())
+    change(value)
+    path.write_text(json.dumps(value))  # ensure_ascii: lone surrogates as \udcxx escapes
+
+
+def test_spooled_text_utf8_cannot_encode_is_delivered_with_replacement_characters(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    spool = tmp_path / "calls"
+    # each would otherwise fail to encode on every try: retried forever, or the whole call
+    # moved aside
+    started = _leave_call(roark_server, spool, "RM_odd_started")
+    _rewrite_json(started / "000-started.json", lambda e: e.update(agentId="desk\udcff"))
+    ended = _leave_call(roark_server, spool, "RM_odd_ended")
+    _rewrite_json(ended / "zzz-ended.json", lambda e: e["transcript"][0].update(content="q\ud800"))
+    records = _leave_call(roark_server, spool, "RM_odd_record", ended=False)
+    lines = (records / "records.jsonl").read_text().splitlines()
+    entry = json.loads(lines[0])
+    assert entry["bucket"] == "transcript"
+    entry["record"]["content"] = "question \udc80"
+    (records / "records.jsonl").write_text("\n".join([json.dumps(entry), *lines[1:]]) + "\n")
+    with _recovering(roark_server, spool) as worker:
+        assert worker.flush(10.0)
+    calls = roark_server.calls()
+    assert calls["RM_odd_started"].started["agentId"] == "desk\ufffd"
+    assert calls["RM_odd_ended"].transcript[0]["content"] == "q\ufffd"
+    assert calls["RM_odd_record"].transcript[0]["content"] == "question \ufffd"
+    for call in calls.values():
+        assert (call.started_count, call.ended_count) == (1, 1)
+    roark_server.assert_no_violations()
+    assert _call_folders(spool) == []
+
+
+def test_a_delivered_call_whose_folder_could_not_be_removed_is_never_sent_again(
+    roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = tmp_path / "calls"
+    worker = Worker(_settings(roark_server, spool))
+    try:
+        call = SyntheticCall(worker, "RM_delivered_read_only", t0=time.time() - 12)
+        call.feed(4.0)
+        folder = spool / call.key
+        _wait(lambda: list(folder.glob("t*.pcm")), 10, "no tail spooled")
+        with _frozen(folder):
+            call.feed(12.0)
+            call.end()
+            assert call.done.result(timeout=30) is True
+            worker.stop(1.0)  # the process ends with the folder still there
+            # what is left looks like a call killed mid-way: its meta, records and tail
+            assert folder.exists() and list(folder.glob("t*.pcm"))
+            requests = len(roark_server.requests_log)
+            with _recovering(roark_server, spool) as again:
+                assert again.flush(2.0)
+            assert len(roark_server.requests_log) == requests  # nothing sent again
+        with _recovering(roark_server, spool) as again:
+            assert again.flush(2.0)
+        assert not folder.exists() and not list((spool / ".notes").iterdir())
+    finally:
+        worker.stop(0.2)
+    received = roark_server.wait_for_call("RM_delivered_read_only", timeout=5)
+    assert (received.started_count, received.ended_count) == (1, 1)
+    assert received.chunk_puts == list(range(len(received.chunks)))
+    assert abs(received.duration_s - 12.0) < 0.05
+    assert len(roark_server.requests_log) == requests
+
+
+# -- a base URL that is not Roark's API ------------------------------------------------------
+
+
+def test_calls_spooled_behind_a_redirect_go_once_the_url_is_fixed_to_another_host(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = tmp_path / "calls"
+    with (
+        LocalRoark(api_key="rk-the-key-0123") as proxy,
+        LocalRoark(api_key="rk-the-key-0123") as roark_api,
+    ):
+        proxy.set_faults(error_rate=1.0, error_status=301)  # redirects everything elsewhere
+        worker = Worker(_settings(proxy, spool))
+        try:
+            calls = [
+                SyntheticCall(worker, f"RM_redirected_{n}", t0=time.time() - 6) for n in range(2)
+            ]
+            for call in calls:
+                call.feed(6.0)
+                call.end()
+            _wait(lambda: worker.stats.get("destination_refused"), 10, "never refused")
+        finally:
+            worker.stop(0.5)
+        assert len(_call_folders(spool)) == 2 and proxy.calls() == {}
+        # another key on the fixed host: not its calls
+        roark_api.api_key = "rk-another-key-9"
+        with _recovering(roark_api, spool) as other:
+            assert other.flush(2.0)
+        assert roark_api.requests_log == [] and len(_call_folders(spool)) == 2
+        roark_api.api_key = "rk-the-key-0123"
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="roark")
+        with _recovering(roark_api, spool) as fixed:
+            assert fixed.flush(10.0)
+        for call in calls:
+            received = roark_api.wait_for_call(call.call_id, timeout=5)
+            assert (received.started_count, received.ended_count) == (1, 1)
+            assert [t["content"] for t in received.transcript] == ["question 0", "answer 0"]
+            assert received.chunk_puts == [0, 1, 2]
+        roark_api.assert_no_violations()
+    assert _call_folders(spool) == []
+    # the proxy's refusal stays noted (7 days): a process still sending there may spool more
+    assert [p.name[:8] for p in (spool / ".notes").iterdir()] == ["refused."]
+    said = [r.getMessage() for r in caplog.records if "not Roark's API" in r.getMessage()]
+    assert len(said) == 2 and all("127.0.0.1" in s for s in said)
+
+
+# -- the spool folder itself -----------------------------------------------------------------
+
+
+def test_a_spool_folder_others_can_write_to_is_made_private(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    spool = tmp_path / "calls"
+    spool.mkdir()
+    spool.chmod(0o777)
+    with _recovering(roark_server, spool):
+        pass
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o755
+
+
+def test_a_spool_folder_linked_by_another_user_is_refused(
+    roark_server: LocalRoark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("a link of another user's takes root to make")
+    target = tmp_path / "my-folder"
+    target.mkdir()
+    link = tmp_path / "spool-link"
+    os.symlink(target, link)
+    os.lchown(link, 65534, 65534)  # planted by nobody (in a shared /tmp, say)
+    with _recovering(roark_server, link) as worker:
+        assert worker.spool.root is None
+    assert list(target.iterdir()) == []
+    assert any("link that belongs to another user" in w for w in _warnings(caplog))
+
+
+def test_the_spool_cap_holds_for_processes_that_share_the_folder(
+    roark_server: LocalRoark, tmp_path: Path
+) -> None:
+    spool = tmp_path / "calls"
+    cap = 1024 * 1024
+    roark_server.set_faults(error_rate=1.0, error_status=503)
+    # three workers, each with its own count of the folder, as three job processes have
+    workers = [Worker(_settings(roark_server, spool, spool_max_bytes=cap)) for _ in range(3)]
+    try:
+        with _Peak(spool) as peak:
+            t0 = time.time()
+            calls = [SyntheticCall(w, f"RM_shared_{n}", t0=t0) for n, w in enumerate(workers)]
+            # three calls of 8 s at 24 kHz, fed as they happen: together 2.3 MB, over the
+            # cap, while each process alone stays under it
+            for step in range(1, 21):
+                time.sleep(max(0.0, t0 + step * 0.4 - time.time()))
+                for call in calls:
+                    call.feed(step * 0.4)
+            for worker in workers:
+                assert worker.sync(10)
+    finally:
+        for worker in workers:
+            worker.stop(0.2)
+    assert peak.bytes > cap // 2  # all wrote
+    assert peak.bytes <= cap + CHUNK_BYTES, f"{peak.bytes} bytes on disk, cap {cap}"

@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 from .._failures import Stats
 from .audio_buffer import AudioBuffer
 from .clock import CallClock
-from .records import AgentAudio, Barrier, CallerAudio, End, Record
+from .records import AgentAudio, Barrier, CallerAudio, End, Message, Metric, Record, Tools
+
+# what the processor handles at once rather than at its next pass: a call's end, a flush,
+# and the records the spool keeps of a call (transcript entries, tools, metrics), so that a
+# process killed right after one was said still has it on disk (a few wake-ups a turn, not
+# one a frame)
+_URGENT = (End, Barrier, Message, Tools, Metric)
 
 
 @dataclass(slots=True)
@@ -44,7 +50,7 @@ class HandOff:
 
     The processor does not wake for every frame (a thread wake-up per 20 ms frame per call
     costs more CPU than the frame's work): it collects the queue every few hundred ms, and at
-    once only for what is urgent (a call's end, a flush). Audio waits in each tap's
+    once only for what is urgent (``_URGENT``). Audio waits in each tap's
     ``AudioBuffer``, counted against ``audio_budget`` until the processor takes it.
     """
 
@@ -68,7 +74,7 @@ class HandOff:
     def put(self, channel: CallChannel | None, record: Record) -> None:
         """Queue a record, or audio taken from a buffer (no longer counted against the budget)."""
         self._queue.put(Envelope(channel, record))
-        if isinstance(record, (End, Barrier)):
+        if isinstance(record, _URGENT):
             self._urgent.set()
 
     def wake(self) -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from .._config import Settings
 from .._failures import Stats
+from .._handoff.text import encodable_value
 from . import wire
 from .spool import CallSpool, Spooled
 from .spool_files import NotOurs
@@ -119,6 +120,10 @@ class Delivery:
         self._outboxes: dict[str, Outbox] = {}
         self._ready: queue.SimpleQueue[Outbox | None] = queue.SimpleQueue()
         self._paused_until = 0.0
+        #: told whether the destination refused (404, 405, 3xx) or accepted (set by the
+        #: worker: the spool notes it, for whoever recovers this process's calls)
+        self.on_destination: Callable[..., None] | None = None
+        self._accepted = False  # the destination accepted something since it last refused
 
     # -- the calls -----------------------------------------------------------------------
 
@@ -215,6 +220,9 @@ class Delivery:
         with self._lock:
             self._paused_until = self._now() + AUTH_PROBE_INTERVAL
         if isinstance(error, DestinationError):
+            self._accepted = False
+            if self.on_destination is not None:
+                self.on_destination(refused=True)
             if self._stats.add("destination_refused") == 1:
                 logger.error(
                     "Roark's API is not at ROARK_BASE_URL=%s (%s): check ROARK_BASE_URL and any "
@@ -278,6 +286,10 @@ class Delivery:
             if action is Action.RETRY_LATER:
                 self._retry_later(outbox, error)
                 return
+            if action is Action.NEXT and not self._accepted:
+                self._accepted = True
+                if self.on_destination is not None:
+                    self.on_destination(refused=False)
             with self._lock:
                 if outbox.dropped:
                     return  # the spool cap dropped the call meanwhile: nothing left to do
@@ -307,7 +319,9 @@ class Delivery:
             self._stats.add("chunks")
             return
         try:
-            event = json.loads(_read(item))
+            # a spooled file may hold text UTF-8 cannot encode (as JSON escapes): it would
+            # fail the same way on every try
+            event = encodable_value(json.loads(_read(item)))
         except ValueError as exc:
             raise Unreadable(f"not JSON ({exc})") from None
         if item.kind == "ended" and outbox.chunks_sent == 0:
@@ -341,7 +355,8 @@ class Delivery:
         if lost:
             why = f"lost from the spool ({error})"
         else:
-            fields = getattr(error, "fields", ())
+            # a quoted name in Roark's message may be the call's id, not a field of it
+            fields = [f for f in getattr(error, "fields", ()) if f != outbox.call_id]
             named = f"field {', '.join(fields)}; " if fields else ""
             why = f"refused by Roark ({named}{error})"
         if isinstance(error, Unreadable) and item.path is not None and outbox.spool is not None:

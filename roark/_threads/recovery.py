@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._handoff.records import CallDetails
+from .._handoff.text import encodable_value
 from . import spool_files as files
 from . import wire
 from .delivery import Delivery, Outbox
@@ -239,13 +240,20 @@ def _ended_by_death(call: CallSpool, meta: CallMeta, call_id: str, chunks: int) 
 
 
 def _records(call: CallSpool, call_id: str) -> dict[str, list[Any]]:
-    """The call's records by bucket; lines that are not records go to the quarantine."""
+    """The call's records by bucket; lines that are not records go to the quarantine, and
+    so does a records file that cannot be read (the call goes without its records)."""
     buckets: dict[str, list[Any]] = {bucket: [] for bucket in _RECORD_CHECKS}
-    lines, _torn = call.record_lines()  # a torn last line: the crash cut its write short
+    try:
+        lines, _torn = call.record_lines()  # a torn last line: the crash cut its write short
+    except OSError as exc:
+        assert call.dir is not None
+        call.quarantine(call.dir / RECORDS, f"the records of call {call_id} are unreadable ({exc})")
+        return buckets
     bad = []
     for line in lines:
         try:
-            entry = json.loads(line)
+            # text from a file goes on the wire: what UTF-8 cannot encode becomes U+FFFD
+            entry = encodable_value(json.loads(line))
         except ValueError:
             entry = None
         bucket = entry.get("bucket") if isinstance(entry, dict) else None

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .._handoff.text import encodable_or_none
 from . import spool_files as files
 
 if TYPE_CHECKING:
@@ -52,6 +54,28 @@ LOCK = "lock"
 QUARANTINE = ".quarantine"
 # what a record in records.jsonl is: the buckets of the call-ended event it goes into
 TRANSCRIPT, TOOLS, METRICS = "transcript", "tools", "metrics"
+
+
+# a call folder is named by its call's key, a uuid4's hex; nothing else in the spool folder is
+# a call (a folder of the user's own there is theirs: never sent, moved or counted)
+_CALL_KEY = re.compile(r"[0-9a-f]{32}")
+# a call folder being made, or being removed (``CallSpool.create``, ``remove_call_folder``)
+_MAKING = re.compile(r"\.[0-9a-f]{32}\.new")
+_REMOVING = re.compile(r"\.[0-9a-f]{32}\.del-[0-9a-f]{8}")
+
+
+def is_call_key(name: str) -> bool:
+    return _CALL_KEY.fullmatch(name) is not None
+
+
+def leftover_kind(name: str) -> str | None:
+    """``"making"`` or ``"removing"`` for the hidden name of a call folder being made or
+    removed; None for any other name."""
+    if _MAKING.fullmatch(name):
+        return "making"
+    if _REMOVING.fullmatch(name):
+        return "removing"
+    return None
 
 
 def chunk_name(index: int) -> str:
@@ -70,6 +94,10 @@ def _numbered(name: str, prefix: str) -> int | None:
 
 def chunk_index(name: str) -> int | None:
     return _numbered(name, "c")
+
+
+def tail_index(name: str) -> int | None:
+    return _numbered(name, "t")
 
 
 @dataclass(frozen=True)
@@ -148,10 +176,11 @@ class CallMeta:
         where = raw.get("destination")
         return cls(
             started_at=float(started),
-            call_id=raw.get("callId"),
+            # text from a file goes on the wire: what UTF-8 cannot encode becomes U+FFFD
+            call_id=encodable_or_none(raw.get("callId")),
             sample_rate=raw.get("sampleRate"),
             chunks=raw.get("chunks") or 0,
-            agent_id=raw.get("agentId"),
+            agent_id=encodable_or_none(raw.get("agentId")),
             is_test=bool(raw.get("isTest")),
             destination=None if where is None else Destination.parse(where),
         )
@@ -439,7 +468,7 @@ class CallSpool:
             name, path = entry.name, Path(entry.path)
             if (index := chunk_index(name)) is not None:
                 found.chunks[index] = path
-            elif (index := _numbered(name, "t")) is not None:
+            elif (index := tail_index(name)) is not None:
                 found.tails[index] = path
             elif name in (STARTED, ENDED, META, RECORDS):
                 attr = {STARTED: "started", ENDED: "ended", META: "meta", RECORDS: "records"}

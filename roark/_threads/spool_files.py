@@ -72,19 +72,41 @@ def make_private_dir(path: Path) -> None:
         os.close(fd)
 
 
-def ensure_root(path: Path) -> None:
-    """The spool folder: created 0700 when missing; else it must be a folder of this user."""
+def ensure_private_dir(path: Path) -> None:
+    """Folder ``path`` made 0700, or already there as a real folder of this user."""
+    try:
+        make_private_dir(path)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not (stat.S_ISDIR(st.st_mode) and is_owned(st)):
+            raise NotOurs(f"{path} is not a folder of this user") from None
+
+
+def ensure_root(path: Path) -> bool:
+    """The spool folder: created 0700 when missing; else it must be a folder of this user.
+    True when it had to be made private (others could write in it: now they cannot)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         make_private_dir(path)
-        return
+        return False
     except FileExistsError:
         pass
-    st = path.stat()  # the configured path may itself be a link (to a mounted volume)
+    # the configured path may itself be a link (to a mounted volume), but only one this
+    # user or root made: a link another user planted (in /tmp) would choose the folder
+    link = os.lstat(path)
+    if stat.S_ISLNK(link.st_mode) and not (is_owned(link) or link.st_uid == 0):
+        raise NotOurs(f"{path} is a link that belongs to another user")
+    st = path.stat()
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"{path} is not a folder")
     if not is_owned(st):
         raise NotOurs(f"{path} belongs to another user")
+    # others who may write in it (and it is not sticky, like /tmp) could rename the calls
+    # waiting there away, or put a link in their place
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022)
+        return True
+    return False
 
 
 def create(path: Path, data: bytes = b"", *, append: bool = False) -> int | None:

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import secrets
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -31,9 +30,13 @@ from .spool import (
     CallMeta,
     CallSpool,
     Destination,
+    is_call_key,
+    leftover_kind,
     remove_call_folder,
     remove_tree,
 )
+from .spool_notes import DELIVERED, NOTES, Notes, refused_name
+from .spool_size import SpoolSize, tree_size
 
 logger = logging.getLogger("roark.spool")
 
@@ -43,6 +46,10 @@ UNCLAIMED_FOR = 7 * 24 * 3600.0
 # a hidden call folder (being made, or being removed) this old was left by a process that
 # stopped midway (either takes milliseconds); a younger one may be another process's at work
 LEFTOVER_AFTER = 60.0
+# other processes write to the same folder: what they wrote is counted again before a write
+# when the last count is older than this (a processor's pass), so that together they stay
+# within the cap (``spool_size``)
+RECOUNT_AFTER = 0.4
 
 
 class Adoption(enum.Enum):
@@ -87,12 +94,15 @@ class Spool:
         self._stats = stats
         self._lock = threading.Lock()
         self._bytes = 0
+        self._scanned_at = 0.0
         self._removals: dict[Path, CallSpool | None] = {}
         #: called with the bytes a write needs when the spool is full: drops whole calls
         self.make_room: Callable[[int], None] | None = None
         self.root: Path | None = root
+        self._size = SpoolSize(root)
         try:
-            files.ensure_root(root)
+            if files.ensure_root(root):
+                logger.info("spool folder %s was writable by others: made it private", root)
             probe = root / f".probe.{secrets.token_hex(6)}"
             files.create(probe)
             files.remove(probe)
@@ -103,12 +113,18 @@ class Spool:
             self.root = None
         else:
             self.rescan()
+        self.notes = Notes(self.root)
 
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held at the fork; the parent's pending
-        removals are the parent's."""
+        removals are the parent's (our copies of their folder locks are closed: the parent's
+        stay held)."""
         self._lock = threading.Lock()
-        self._removals = {}
+        self._size.after_fork()
+        removals, self._removals = self._removals, {}
+        for holder in removals.values():
+            if holder is not None:
+                holder.release()
 
     def new_call(self, key: str) -> CallSpool:
         call = CallSpool(self.root, key, spool=self)
@@ -129,6 +145,8 @@ class Spool:
         """Count ``size`` more bytes about to be written; False when they do not fit."""
         if size <= 0:
             return True
+        if self._stale():
+            self.rescan(full=False)
         for attempt in range(3):
             with self._lock:
                 if self._bytes + size <= self.max_bytes:
@@ -140,16 +158,23 @@ class Spool:
                 self.make_room(size)
         return False
 
+    def _stale(self) -> bool:
+        """Whether the count may miss what other processes wrote since a pass ago."""
+        with self._lock:
+            return time.monotonic() - self._scanned_at > RECOUNT_AFTER
+
     def over_by(self, size: int = 0) -> int:
         with self._lock:
             return self._bytes + size - self.max_bytes
 
-    def rescan(self) -> None:
-        """Count what the folder really holds (every process's calls and the quarantine)."""
+    def rescan(self, *, full: bool = True) -> None:
+        """Count what the folder really holds of roark's (every process's calls, the
+        quarantine, the notes); ``full=False`` reads again only what changed."""
         if self.root is not None:
-            total = _tree_size(self.root)
+            total = self._size.count(full=full)
             with self._lock:
                 self._bytes = total
+                self._scanned_at = time.monotonic()
 
     def entries(self) -> list[Entry]:
         """Every call folder and quarantined item, oldest first."""
@@ -160,10 +185,10 @@ class Spool:
             for entry in os.scandir(self.root):
                 if entry.name == QUARANTINE and files.is_own_dir(entry):
                     found += self._quarantined()
-                elif not entry.name.startswith(".") and files.is_own_dir(entry):
+                elif is_call_key(entry.name) and files.is_own_dir(entry):
                     with contextlib.suppress(OSError):
                         made = os.lstat(Path(entry.path) / LOCK).st_mtime
-                        found.append(Entry(entry.name, _tree_size(Path(entry.path)), made))
+                        found.append(Entry(entry.name, tree_size(Path(entry.path)), made))
         return sorted(found, key=lambda e: e.age)
 
     def _quarantined(self) -> list[Entry]:
@@ -174,7 +199,7 @@ class Spool:
                 with contextlib.suppress(OSError):
                     st = item.stat(follow_symlinks=False)
                     is_dir = item.is_dir(follow_symlinks=False)
-                    size = _tree_size(Path(item.path)) if is_dir else st.st_size
+                    size = tree_size(Path(item.path)) if is_dir else st.st_size
                     found.append(Entry(item.name, size, st.st_mtime, quarantined=True))
         return found
 
@@ -207,18 +232,23 @@ class Spool:
 
     def orphan_keys(self, live: set[str]) -> list[str]:
         """The call folders no process of this one holds, oldest first; what removals cut
-        short left behind is cleared on the way."""
+        short left behind is cleared on the way. Only roark's own names are looked at."""
         if self.root is None:
             return []
         try:
             entries = sorted(os.scandir(self.root), key=_mtime)
         except OSError:
             return []
+        delivered = {n[len(DELIVERED) :] for n in self.notes.names(DELIVERED)}
         keys = []
         for entry in entries:
             if entry.name.startswith("."):
                 self._clear_leftover(entry)
-            elif files.is_own_dir(entry) and entry.name not in live:
+            elif not (is_call_key(entry.name) and files.is_own_dir(entry)):
+                continue  # not a call: someone else's, or the user's own
+            elif entry.name in delivered:
+                self._clear_delivered(entry.name)
+            elif entry.name not in live:
                 keys.append(entry.name)
         return keys
 
@@ -229,15 +259,38 @@ class Spool:
         with contextlib.suppress(OSError):
             if entry.name == QUARANTINE:
                 self._expire_quarantine(folder)
+            elif entry.name == NOTES:
+                self._expire_notes()
             elif time.time() - _mtime(entry) < LEFTOVER_AFTER:
                 return  # maybe being made or removed right now
-            elif ".del-" in entry.name:
+            elif leftover_kind(entry.name) == "removing":
                 remove_tree(folder)  # delivered; its removal was cut short
-            elif entry.name.endswith(".new"):
+            elif leftover_kind(entry.name) == "making":
                 fd = files.take_lock(folder / LOCK)
                 if fd is not None:  # its maker died before the call was visible
                     remove_tree(folder)
                     os.close(fd)
+
+    def _clear_delivered(self, key: str) -> None:
+        """A call delivered (or given up) whose folder could not be removed: never sent
+        again; removed now if it can be and no live process holds it."""
+        assert self.root is not None
+        with contextlib.suppress(OSError):
+            fd = files.take_lock(self.root / key / LOCK)
+            if fd is None:
+                return  # its process lives, and retries the removal itself
+            try:
+                remove_call_folder(self.root / key)
+            finally:
+                os.close(fd)
+            self.notes.remove(DELIVERED + key)
+
+    def _expire_notes(self) -> None:
+        self.notes.expire(UNCLAIMED_FOR)
+        for name in self.notes.names(DELIVERED):
+            assert self.root is not None
+            if not os.path.lexists(self.root / name[len(DELIVERED) :]):
+                self.notes.remove(name)
 
     def adopt(self, key: str) -> tuple[Adoption, CallSpool | None]:
         """Lock call folder ``key`` for this process if it is an orphan of its destination."""
@@ -259,8 +312,12 @@ class Spool:
         try:
             meta = call.read_meta()
         except FileNotFoundError:
-            call.remove()  # the process died before the call began: nothing to send
-            return Adoption.EMPTY, None
+            if {e.name for e in os.scandir(folder) if not e.name.startswith(".")} <= {LOCK}:
+                call.remove()  # the process died before the call began: nothing to send
+                return Adoption.EMPTY, None
+            self.quarantine(folder, key, f"its {META} is missing")
+            call.release()
+            return Adoption.QUARANTINED, None
         except (OSError, ValueError) as exc:
             self.quarantine(folder, key, f"its {META} is unreadable ({exc})")
             call.release()
@@ -270,6 +327,17 @@ class Spool:
     def _claim(self, call: CallSpool, meta: CallMeta) -> tuple[Adoption, CallSpool | None]:
         where = meta.destination
         if where is None or self.destination is None or where == self.destination:
+            return Adoption.ADOPTED, call
+        if where.key == self.destination.key and self.notes.has(refused_name(where)):
+            # spooled with this key for a base URL that was not Roark's API: the URL was
+            # fixed since (to another host, as a redirect's fix often is)
+            logger.info(
+                "call %s was spooled for %s, which answered it is not Roark's API: "
+                "delivering it to %s",
+                meta.call_id or call.key,
+                where,
+                self.destination,
+            )
             return Adoption.ADOPTED, call
         assert call.dir is not None
         if time.time() - _newest_mtime(call.dir) > UNCLAIMED_FOR:
@@ -320,12 +388,7 @@ class Spool:
     def _quarantine_place(self, name: str) -> Path:
         assert self.root is not None
         folder = self.root / QUARANTINE
-        try:
-            files.make_private_dir(folder)
-        except FileExistsError:
-            st = os.lstat(folder)
-            if not (stat.S_ISDIR(st.st_mode) and files.is_owned(st)):
-                raise files.NotOurs(f"{folder} is not a folder of this user") from None
+        files.ensure_private_dir(folder)
         target = folder / name
         while os.path.lexists(target):
             target = folder / f"{name}.{secrets.token_hex(3)}"
@@ -338,6 +401,19 @@ class Spool:
                     remove_tree_or_file(Path(item.path))
                     logger.warning("removed %s from the spool's quarantine after 7 days", item.name)
 
+    # -- the destination -----------------------------------------------------------------------
+
+    def note_destination(self, *, refused: bool) -> None:
+        """This process's destination answered that it is not Roark's API (``refused``), or
+        it accepted something: noted for the processes that recover its calls later."""
+        if self.destination is None:
+            return
+        name = refused_name(self.destination)
+        if refused:
+            self.notes.add(name, json.dumps(self.destination.as_json()).encode())
+        else:
+            self.notes.remove(name)
+
     # -- removals that failed ------------------------------------------------------------------
 
     def remove_later(self, path: Path, exc: OSError, holder: CallSpool | None = None) -> None:
@@ -345,6 +421,9 @@ class Spool:
         ``retry_removals`` (a call folder stays locked by ``holder`` meanwhile)."""
         with self._lock:
             self._removals[path] = holder
+        if holder is not None:
+            # if this process stops first, the next must not send the call again
+            self.notes.add(DELIVERED + holder.key)
         if self._stats is not None:
             self._stats.failed("removing delivered files from the spool (retried later)", exc)
 
@@ -356,11 +435,22 @@ class Spool:
                 if holder is not None:
                     remove_call_folder(path)
                     holder.release()
+                    self.notes.remove(DELIVERED + holder.key)
                 else:
                     remove_tree_or_file(path)
             except OSError:
                 with self._lock:
                     self._removals[path] = holder
+
+    def stop(self) -> None:
+        """This process is done with the spool: one last try at the removals that failed;
+        the folders left stay noted as delivered, their locks released."""
+        self.retry_removals()
+        with self._lock:
+            pending, self._removals = self._removals, {}
+        for holder in pending.values():
+            if holder is not None:
+                holder.release()
 
     def failed(self, kind: str) -> None:
         """Count an internal failure of ``kind`` (from an ``except`` block)."""
@@ -377,18 +467,6 @@ def remove_tree_or_file(path: Path) -> None:
         remove_tree(path)
     else:
         files.remove(path)
-
-
-def _tree_size(folder: Path) -> int:
-    total = 0
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            with contextlib.suppress(OSError):
-                if entry.is_dir(follow_symlinks=False):
-                    total += _tree_size(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
-    return total
 
 
 def _mtime(entry: os.DirEntry[str]) -> float:

@@ -35,9 +35,9 @@ from .spool_folder import Spool
 from .transport import Transport
 
 # the processor collects what the loop handed over, cuts the recordings, writes their tails
-# to the spool and wakes calls due a retry this often (urgent records, a call's end or a
-# flush, wake it sooner to collect): waking for every 20 ms frame of every call would cost
-# more than the frames. Passes start on a fixed beat, so a kill loses at most this much of a
+# to the spool and wakes calls due a retry this often (a call's records, its end or a flush
+# wake it at once to collect): waking for every 20 ms frame of every call would cost more
+# than the frames. Passes start on a fixed beat, so a kill loses at most this much of a
 # recording (plus the pass's own few milliseconds), well within half a second.
 CUT_INTERVAL = 0.4
 SPOOL_CHECK_INTERVAL = 5.0
@@ -71,6 +71,7 @@ class Worker:
         self.transport = Transport(self.settings, abort)
         self.delivery = Delivery(self.settings, self.transport, self.stats, abort)
         self.spool.make_room = self._make_room
+        self.delivery.on_destination = self.spool.note_destination
         #: set once the start-up pass over the spool has adopted every orphaned call
         self.recovered = threading.Event()
         self._threads = [threading.Thread(target=self._process, name="roark-processor")]
@@ -132,6 +133,7 @@ class Worker:
         for thread in self._threads:
             thread.join(max(0.0, joined - time.monotonic()))
         self.delivery.release_spools()
+        self.spool.stop()
         self.transport.close()
 
     def after_fork_in_child(self) -> None:
