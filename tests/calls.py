@@ -44,10 +44,12 @@ class ObservedRun:
         script: CallScript | None = None,
         *,
         start_kwargs: dict[str, Any] | None = None,
+        agent_instructions: str | None = None,
         **observe_kwargs: Any,
     ) -> None:
         self.script = script or short_script()
         self.start_kwargs = start_kwargs or {}
+        self.agent_kwargs = {"instructions": agent_instructions} if agent_instructions else {}
         self.call = ScriptedCall(self.script)
         self.observe_kwargs = {"agent_id": "test-agent", **observe_kwargs}
         self.session_started_at: float | None = None
@@ -60,7 +62,8 @@ class ObservedRun:
     async def entrypoint(self, ctx: JobContext) -> None:
         session = self.call.build_session()
         self.session_started_at = time.time()
-        await session.start(agent=SupportAgent(greeting=self.script.greeting), **self.start_kwargs)
+        agent = SupportAgent(greeting=self.script.greeting, **self.agent_kwargs)
+        await session.start(agent=agent, **self.start_kwargs)
         for audio in (session.input.audio, session.output.audio):
             self.audio_after_start.append((audio, set(vars(audio)) if audio else set()))
 

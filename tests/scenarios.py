@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from livekit.agents import AgentSession, JobContext
+from livekit.agents import AgentSession, AgentTask, JobContext, function_tool
 
 import roark
 from roark.testing import LocalRoark, ReceivedCall
@@ -143,3 +143,25 @@ class GreetingByReply(SupportAgent):
 
     async def on_enter(self) -> None:
         self.session.generate_reply()
+
+
+ASK_STREET = "What is your street?"
+
+
+class AddressTask(AgentTask[str]):
+    """An ``AgentTask`` that asks for the caller's street and completes with it."""
+
+    def __init__(self) -> None:
+        super().__init__(instructions="Ask the caller for their street.")
+
+    async def on_enter(self) -> None:
+        self.session.say(ASK_STREET)
+
+    @function_tool
+    async def record_street(self, street: str) -> None:
+        """Record the caller's street.
+
+        Args:
+            street: The street name.
+        """
+        self.complete(street)

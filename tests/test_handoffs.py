@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from livekit.agents import Agent, AgentTask, JobContext, function_tool
+from livekit.agents import Agent, JobContext, function_tool
 
 from roark.testing import observed_by_local_roark
 from roark.testing.scripted import (
@@ -27,6 +27,8 @@ from roark.testing.scripted import (
 
 from .audio_checks import assert_speech_at
 from .scenarios import (
+    ASK_STREET,
+    AddressTask,
     Scenario,
     delivered_tool_items,
     history_messages,
@@ -35,30 +37,10 @@ from .scenarios import (
 )
 
 GREETING = "Hello, order desk."
-ASK_STREET = "What is your street?"
 CONFIRMED = "Thanks, your address is confirmed."
 BILLING_HELLO = "Billing here."
 REFUNDED = "Order 4217 is refunded."
 TOLERANCE = 0.06
-
-
-class AddressTask(AgentTask[str]):
-    """Asks for the street and completes with it."""
-
-    def __init__(self) -> None:
-        super().__init__(instructions="Ask the caller for their street.")
-
-    async def on_enter(self) -> None:
-        self.session.say(ASK_STREET)
-
-    @function_tool
-    async def record_street(self, street: str) -> None:
-        """Record the caller's street.
-
-        Args:
-            street: The street name.
-        """
-        self.complete(street)
 
 
 class Billing(Agent):
@@ -191,3 +173,70 @@ def test_each_transcript_entry_names_its_agent(run: Scenario) -> None:
 def test_each_tool_record_names_its_agent(run: Scenario) -> None:
     for record in run.got.tool_calls:
         assert record.get(AGENT_FIELD) == TOOLS[record["toolCallId"]], record
+
+
+def _extra(metric: dict[str, Any]) -> dict[str, Any]:
+    return metric.get("extra") or {}
+
+
+def test_each_handoff_is_a_record_of_its_own(run: Scenario) -> None:
+    assert run.session is not None
+    handoffs = [m for m in run.got.metrics if m["kind"] == "agent_handoff"]
+    pairs = [(_extra(m).get("oldAgentId"), _extra(m).get("newAgentId")) for m in handoffs]
+    assert pairs == [
+        (None, "front_desk"),
+        ("front_desk", "address_task"),
+        ("address_task", "front_desk"),
+        ("front_desk", "billing"),
+    ]
+    history = [
+        (item.old_agent_id, item.new_agent_id)
+        for item in run.session.history.items
+        if item.type == "agent_handoff"
+    ]
+    assert pairs == history
+    # placed where the agents changed: each turn comes after the handoff to its agent
+    offsets = [m["audioOffsetMs"] for m in handoffs]
+    assert offsets == sorted(offsets)
+    for turn in run.got.transcript:
+        (_, agent), _ = [
+            h for h in zip(pairs, offsets, strict=True) if h[1] <= turn["audioOffsetMs"]
+        ][-1]
+        assert agent == turn[AGENT_FIELD], turn
+
+
+def test_each_agents_configuration_is_a_record_of_its_own(run: Scenario) -> None:
+    assert run.session is not None
+    configs = [
+        (
+            _extra(m).get("livekitAgentId"),
+            _extra(m).get("instructions"),
+            _extra(m).get("toolsAdded"),
+            _extra(m).get("toolsRemoved"),
+        )
+        for m in run.got.metrics
+        if m["kind"] == "agent_config_update"
+    ]
+    # each agent as it started or resumed, with its instructions and tools
+    desk = (
+        "front_desk",
+        FrontDesk().instructions,
+        "confirm_address,lookup_order,transfer_to_billing",
+        None,
+    )
+    assert configs == [
+        desk,
+        ("address_task", "Ask the caller for their street.", "record_street", None),
+        desk,
+        ("billing", "You handle refunds.", "refund", None),
+    ]
+    history = [
+        (
+            item.instructions,
+            ",".join(sorted(item.tools_added or [])) or None,
+            ",".join(sorted(item.tools_removed or [])) or None,
+        )
+        for item in run.session.history.items
+        if item.type == "agent_config_update"
+    ]
+    assert [config[1:] for config in configs] == history

@@ -50,6 +50,7 @@ LONG_REPLY = (
 UNICODE_TURN = "Grüße aus Köln, Bestellung № 77 ☎ 東京"
 TOLERANCE = 0.05  # seconds: where speech lands on the recording vs. when it really happened
 EXACT = 0.01  # seconds: where a caller turn begins, found sample for sample, vs. its truth
+FRAME = 0.02  # seconds: one audio frame
 
 MAIN = CallScript(
     greeting=GREETING,
@@ -456,6 +457,11 @@ def test_interrupted_turn_ends_where_playback_stopped(observed: dict[str, Observ
     # silent on the right after the interruption, until the agent's next turn
     next_start = obs.call.output.segments[1].started_at - obs.t0
     assert energy(rec[:, 1], rate, stop + TOLERANCE, next_start - TOLERANCE) == 0.0
+    # the turn ends where the speaker stopped (within two 20 ms frames), not where LiveKit
+    # committed the cut message, later
+    assert abs(long_turn[0]["endAudioOffsetMs"] / 1000 - stop) <= 2 * FRAME
+    ends_at = parse_iso(long_turn[0]["endTimestamp"]) - obs.t0
+    assert abs(ends_at - stop) <= 2 * FRAME
 
 
 def test_transcript_offsets_point_at_the_speech(observed: dict[str, Observed]) -> None:

@@ -37,9 +37,13 @@ def test_redaction_reaches_neither_the_wire_nor_the_disk(
             LLMReply("Done."),
         ],
     )
-    # the developer's own fields are theirs: not redacted
+    # the developer's own fields are theirs: not redacted; the agent's instructions, which
+    # LiveKit records and may be built from what the caller said, are
     run = ObservedRun(
-        script, agent_prompt="Escalate to help@shop.example", support_line="+1 415 555 2671"
+        script,
+        agent_instructions="Help the caller, whose address is ann.lee@example.org.",
+        agent_prompt="Escalate to help@shop.example",
+        support_line="+1 415 555 2671",
     )
     roark_server.set_faults(error_rate=1.0)  # keep everything in the spool for a look
     asyncio.run(run.run())
@@ -48,7 +52,7 @@ def test_redaction_reaches_neither_the_wire_nor_the_disk(
         p.read_bytes() for p in spool.rglob("*") if p.is_file() and p.suffix != ".pcm"
     )
     assert b"[EMAIL]" in on_disk and b"[CARD]" in on_disk
-    assert b"jane.doe@example.com" not in on_disk
+    assert b"jane.doe@example.com" not in on_disk and b"ann.lee@example.org" not in on_disk
     # (not a bare b"4111": a latency of 0.04111 s in the metrics is no card number)
     assert card.encode() not in on_disk and b"4111 1111" not in on_disk
     assert b"4111111111111111" not in on_disk
@@ -59,6 +63,8 @@ def test_redaction_reaches_neither_the_wire_nor_the_disk(
     call, result = received.tool_calls
     assert call["arguments"] == '{"order_id": "[CARD]"}'
     assert "[CARD]" in result["content"] and "4111" not in result["content"]
+    (config,) = [m for m in received.metrics if m["kind"] == "agent_config_update"]
+    assert config["extra"]["instructions"] == "Help the caller, whose address is [EMAIL]."
     assert received.started["agentPrompt"] == "Escalate to help@shop.example"
     assert received.metadata == {"support_line": "+1 415 555 2671"}
 

@@ -15,7 +15,7 @@ import pytest
 
 import roark
 from roark._config import Settings, resolve
-from roark._handoff.records import Message, Metric, ToolCall, Tools
+from roark._handoff.records import AgentConfig, Message, Metric, ToolCall, Tools
 from roark._threads import worker as worker_module
 from roark._threads.recovery import PROCESS_DIED
 from roark._threads.spool import CallSpool
@@ -171,6 +171,8 @@ def test_what_a_call_said_is_on_disk_when_it_is_handed_over_not_at_the_next_pass
         _wait(lambda: "lookup_order" in records.read_text(), 10, "tool call")
         call.post(Metric(kind="llm", at=said + 1.1, fields={"ttft": 0.25}))
         _wait(lambda: '"ttft": 0.25' in records.read_text(), 10, "metric")
+        call.post(AgentConfig(said + 1.3, "desk", "Help the caller.", ("lookup_order",)))
+        _wait(lambda: "Help the caller." in records.read_text(), 10, "agent configuration")
     finally:
         worker.stop(0.2)
         roark_server.restore_key()

@@ -35,7 +35,8 @@ class VirtualWallClock:
 
     It starts at ``start`` and moves by ``jump`` seconds every ``every`` seconds of real
     time (never, with ``every=None``: frozen); with ``follow=True`` it runs with the real
-    clock from ``start`` (a constant offset, as time-machine's ``tick=True``).
+    clock from ``start`` (a constant offset, as time-machine's ``tick=True``), and jumps on
+    top of that with ``every`` set (a test that shifts a ticking clock now and then).
     """
 
     def __init__(
@@ -49,11 +50,10 @@ class VirtualWallClock:
 
     def __call__(self) -> float:
         elapsed = time.monotonic() - self._t0
+        jumped = 0.0 if self.every is None else math.floor(elapsed / self.every) * self.jump
         if self.follow:
-            return self.start + elapsed
-        if self.every is None:
-            return self.start
-        return self.start + math.floor(elapsed / self.every) * self.jump
+            return self.start + elapsed + jumped
+        return self.start + jumped
 
 
 CLOCKS = {

@@ -30,13 +30,23 @@ from dataclasses import dataclass, field
 from .._failures import Stats
 from .audio_buffer import AudioBuffer
 from .clock import CallClock
-from .records import AgentAudio, Barrier, CallerAudio, End, Message, Metric, Record, Tools
+from .records import (
+    AgentAudio,
+    AgentConfig,
+    Barrier,
+    CallerAudio,
+    End,
+    Message,
+    Metric,
+    Record,
+    Tools,
+)
 
 # what the processor handles at once rather than at its next pass: a call's end, a flush,
 # and the records the spool keeps of a call (transcript entries, tools, metrics), so that a
 # process killed right after one was said still has it on disk (a few wake-ups a turn, not
 # one a frame)
-_URGENT = (End, Barrier, Message, Tools, Metric)
+_URGENT = (End, Barrier, Message, Tools, Metric, AgentConfig)
 
 
 @dataclass(slots=True)

@@ -84,6 +84,18 @@ class Tools:
 
 
 @dataclass(slots=True)
+class AgentConfig:
+    """An agent's configuration as it started or changed (LiveKit's ``AgentConfigUpdate``)."""
+
+    at: float
+    #: the id of the LiveKit agent it configures (``Agent.id``)
+    agent_id: str | None
+    instructions: str | None
+    tools_added: tuple[str, ...] = ()
+    tools_removed: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
 class Metric:
     kind: str
     at: float
@@ -166,6 +178,7 @@ Record = Union[
     CallId,
     Message,
     Tools,
+    AgentConfig,
     Metric,
     Usage,
     CallerAudio,

@@ -7,17 +7,16 @@ raised here reaches LiveKit's event emitter.
 from __future__ import annotations
 
 import contextlib
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from livekit import rtc
 
-from .._failures import guarded
+from .._failures import guard, guarded
 from .._handoff.channel import CallChannel
-from .._handoff.clock import CallClock
-from .._handoff.records import Message, Metric, Role, ToolCall, ToolOutput, Tools, Usage
-from .history import HistoryFollower, ToolLedger
+from .._handoff.records import Message, Metric, Role, Tools, Usage
+from .history import HistoryFollower, ToolLedger, agent_configs
+from .places import Speech, ToolEnds
 
 # VAD metrics arrive many times a second and say nothing about the call's quality
 _SKIPPED_METRICS = {"vad_metrics"}
@@ -62,13 +61,16 @@ class SessionHooks:
         # the LiveKit agent speaking, from the session's AgentHandoff items
         self._agent_id: str | None = None
         self._tools = ToolLedger()
-        self._history = HistoryFollower(self._tools, self._item_at)
-        self._speech = UserSpeech(self._clock)
+        self._history = HistoryFollower()
+        self._user_speech = Speech(self._clock)
+        self._agent_speech = Speech(self._clock)
+        self._tool_ends = ToolEnds(self._clock)
         handlers: dict[str, Callable[[Any], None]] = {
             "conversation_item_added": self.conversation_item_added,
             "function_tools_executed": self.function_tools_executed,
             "tool_execution_updated": self.tool_execution_updated,
-            "user_state_changed": self._speech.changed,
+            "user_state_changed": self._user_speech.changed,
+            "agent_state_changed": self._agent_speech.changed,
             "metrics_collected": self.metrics_collected,
             "error": self.error,
             "close": self.close,
@@ -104,14 +106,25 @@ class SessionHooks:
         created = getattr(item, "created_at", None)
         return self._clock.from_wall(float(created)) if created else self._clock.now()
 
+    def _tool_at(self, item: Any) -> float:
+        at = self._tool_ends.result_at(item)
+        return self._item_at(item) if at is None else at
+
     def conversation_item_added(self, ev: Any) -> None:
+        # first what the history gained with no event (an agent's configuration as it
+        # started, a realtime model's tool items): it came before this item
+        with guard("reading the session's history"):
+            self.reconcile()
         item = ev.item
         kind = getattr(item, "type", None)
         if kind == "agent_handoff":
-            self._agent_id = _text(item.new_agent_id) or self._agent_id
-            return
+            self._handoff(item)
+        elif kind == "message":
+            self._message(item)
+
+    def _message(self, item: Any) -> None:
         role = _ROLES.get(getattr(item, "role", None) or "")
-        if role is None or kind != "message":
+        if role is None:
             return
         metrics = dict(getattr(item, "metrics", None) or {})  # ChatMessage.metrics: 1.3+
         started, stopped = self._span(role, item, metrics)
@@ -131,53 +144,74 @@ class SessionHooks:
             turn["role"] = role
             self._post(Metric(kind="turn", at=stopped, fields=turn))
 
+    def _handoff(self, item: Any) -> None:
+        """The active agent changed: it names what follows, and the change is a record of its
+        own (a metric), so that one followed by nothing (the last agent, a task that
+        returned at once) is delivered too."""
+        new, old = _text(item.new_agent_id), _text(getattr(item, "old_agent_id", None))
+        self._agent_id = new or self._agent_id
+        fields = {"old_agent_id": old, "new_agent_id": new}
+        self._post(
+            Metric(
+                kind="agent_handoff",
+                at=self._item_at(item),
+                fields={name: value for name, value in fields.items() if value},
+            )
+        )
+
     def _span(self, role: str, item: Any, metrics: dict[str, Any]) -> tuple[float, float]:
         """Where the turn was spoken, on the call's clock."""
         started = metrics.get("started_speaking_at")
+        virtual = self._clock.virtual
         if role == "user":
             # a realtime model that does not say when the turn began: its own speech
             # detection does (user_state_changed)
-            spoken = self._speech.last_turn()
-            if not started and spoken is not None:
+            spoken = self._user_speech.last_turn()
+            if not started and spoken is not None and not virtual:
+                return spoken
+        elif role == "assistant":
+            # under a test clock, where LiveKit's stamps say nothing, an agent turn is said
+            # from when the agent began speaking it (agent_state_changed): one cut off by the
+            # caller's text, added after that text, stays before it
+            spoken = self._agent_speech.last_turn()
+            if spoken is not None and virtual:
                 return spoken
         begun = self._clock.from_wall(float(started)) if started else self._item_at(item)
         stopped = metrics.get("stopped_speaking_at")
         return begun, self._clock.from_wall(float(stopped)) if stopped else begun
 
     def function_tools_executed(self, ev: Any) -> None:
-        agent = self._agent()
-        ledger = self._tools
-        calls = [
-            ToolCall(
-                c.call_id, c.name, c.arguments, self._item_at(c), ledger.made_by(c.call_id, agent)
-            )
-            for c in ev.function_calls
-            if ledger.fresh("function_call", c.call_id)
-        ]
-        outputs = [
-            ToolOutput(
-                o.call_id,
-                o.output,
-                bool(o.is_error),
-                self._item_at(o),
-                ledger.made_by(o.call_id, agent),
-            )
-            for o in ev.function_call_outputs
-            if o is not None and ledger.fresh("function_call_output", o.call_id)
-        ]
-        if calls or outputs:
-            self._post(Tools(calls=calls, outputs=outputs))
+        items = [*ev.function_calls, *(o for o in ev.function_call_outputs if o is not None)]
+        self._post_tools(self._tools.records(items, self._tool_at, self._agent()))
 
     def tool_execution_updated(self, ev: Any) -> None:
+        update = ev.update
+        self._tool_ends.updated(update)
+        # a tool starting (ToolCallStarted, livekit-agents 1.8+) carries its call, which
+        # reaches the history only once the step's tools are done: posted now, it is placed
+        # where it started whatever the clock
+        started = getattr(update, "function_call", None)
+        if started is not None:
+            self._post_tools(self._tools.records([started], self._item_at, self._agent()))
         self.reconcile()
 
-    def reconcile(self, *, whole: bool = False) -> None:
-        """Post the history's tool items that no event carried (an async tool's updates and
-        final result): those added since the last look, or all of them with ``whole``."""
-        items = self._session.history.items
-        tools = self._history.unposted(items, self._agent(), whole=whole)
+    def _post_tools(self, tools: Tools) -> None:
         if tools.calls or tools.outputs:
             self._post(tools)
+
+    def reconcile(self, *, whole: bool = False) -> None:
+        """Post the history's items that no event carried (an async tool's updates and final
+        result, an agent's configuration): those added since the last look, or all of them
+        with ``whole``."""
+        items = self._session.history.items
+        new = self._history.new(items, whole=whole)
+        if not new:
+            return
+        self._post_tools(
+            self._tools.records([item for _, item in new], self._tool_at, self._agent())
+        )
+        for config in agent_configs(items, new, self._item_at):
+            self._post(config)
 
     def metrics_collected(self, ev: Any) -> None:
         metrics = ev.metrics
@@ -217,40 +251,6 @@ class SessionHooks:
             models.append(fields)
         if models:
             self._post(Usage(at=self._clock.now(), models=models))
-
-
-class UserSpeech:
-    """When the caller spoke, from the session's ``user_state_changed`` (speaking/listening).
-
-    LiveKit drives the state with the VAD, or with a realtime model's own speech detection;
-    it is read only for a user turn that carries no ``started_speaking_at``.
-    """
-
-    def __init__(self, clock: CallClock) -> None:
-        self._clock = clock
-        self._since: float | None = None
-        self._turns: deque[tuple[float, float]] = deque(maxlen=4)
-
-    def changed(self, ev: Any) -> None:
-        now = self._clock.now()
-        if ev.new_state == "speaking":
-            self._since = now
-        elif self._since is not None:
-            self._turns.append((self._since, now))
-            self._since = None
-
-    def last_turn(self) -> tuple[float, float] | None:
-        """The last stretch of speech since the previous user turn, or None; under a test
-        clock None too, as every other stamp of the call is then taken at its arrival."""
-        last = self._turns[-1] if self._turns else None
-        self._turns.clear()
-        if self._clock.virtual:
-            return None
-        if last is not None:
-            return last
-        if self._since is not None:
-            return self._since, self._clock.now()
-        return None
 
 
 def _text(value: Any) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from .._failures import Stats
 from .._handoff.clock import CallClock
 from .._handoff.records import (
     AgentAudio,
+    AgentConfig,
     Begin,
     CallDetails,
     CallerAudio,
@@ -38,6 +40,9 @@ from .spool import METRICS, TOOLS, TRANSCRIPT, CallSpool, Spooled
 logger = logging.getLogger("roark.assembler")
 
 TRUNCATION_MARKER = "…[truncated by roark]"
+# an agent turn's start (LiveKit's first frame) and its first segment's playback start are
+# one moment read twice; they may differ by this much
+TURN_ONSET = 0.5
 
 
 def _clean_text(text: str) -> str:
@@ -114,6 +119,8 @@ class CallAssembler:
         # once is no call); it is on disk from the start all the same, so a crash keeps it
         self._held: Spooled | None = None
         self._has_content = False
+        #: where the agent's last segments played (start, end), for the turns they belong to
+        self._played: deque[tuple[float, float]] = deque(maxlen=8)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -163,10 +170,9 @@ class CallAssembler:
         elif isinstance(record, Tools):
             self._tools(record)
         elif isinstance(record, Metric):
-            fields = encodable_value(record.fields)
-            metric = wire.metric(encodable(record.kind), record.at, self._offset(record.at), fields)
-            self.metrics.append(metric)
-            self._spool_record(METRICS, metric)
+            self._metric(encodable(record.kind), record.at, encodable_value(record.fields))
+        elif isinstance(record, AgentConfig):
+            self._agent_config(record)
         elif isinstance(record, Usage):
             self.usage = [
                 wire.metric("usage", record.at, self._offset(record.at), encodable_value(fields))
@@ -245,13 +251,17 @@ class CallAssembler:
         elif isinstance(record, PlaybackProgressed):
             rec.playback_progressed(record.segment, record.at, record.offset, record.duration)
         else:
-            rec.playback_finished(record.segment, record.played, record.at)
+            placed = rec.playback_finished(record.segment, record.played, record.at)
+            if placed is not None:
+                self._played.append(placed)
 
     def _message(self, record: Message) -> None:
         text = self._redact(_clean_text(record.text)).strip()
         if not text:
             return
         start, stop = record.started_at, max(record.stopped_at, record.started_at)
+        if record.interrupted and record.role == "assistant":
+            stop = self._cut_at(start, stop)
         entry = wire.transcript_entry(
             record.role,
             text,
@@ -264,6 +274,13 @@ class CallAssembler:
         self.transcript.append(entry)
         self._spool_record(TRANSCRIPT, entry)
         self._content()
+
+    def _cut_at(self, start: float, stop: float) -> float:
+        """Where the audio of an interrupted agent turn spoken from ``start`` stopped: LiveKit
+        ends the turn when it commits the message, after the interruption has been handled;
+        the segments that began within the turn say where their playback was cut."""
+        ends = [end for began, end in self._played if start - TURN_ONSET <= began <= stop]
+        return max(start, min(stop, max(ends))) if ends else stop
 
     def _tools(self, record: Tools) -> None:
         limit = self.settings.max_tool_text_chars
@@ -284,6 +301,25 @@ class CallAssembler:
             self._spool_record(TOOLS, tool)
         if made:
             self._content()
+
+    def _metric(self, kind: str, at: float, fields: dict[str, Any]) -> None:
+        metric = wire.metric(kind, at, self._offset(at), fields)
+        self.metrics.append(metric)
+        self._spool_record(METRICS, metric)
+
+    def _agent_config(self, record: AgentConfig) -> None:
+        """An agent's configuration, as a metric: its instructions are the developer's text,
+        redacted and cut as a tool's text is (they may hold what the caller said)."""
+        instructions = record.instructions
+        if instructions:
+            instructions = self._redact(tool_text(instructions, self.settings.max_tool_text_chars))
+        fields = {
+            "livekit_agent_id": record.agent_id,
+            "instructions": instructions,
+            "tools_added": ",".join(record.tools_added),
+            "tools_removed": ",".join(record.tools_removed),
+        }
+        self._metric("agent_config_update", record.at, encodable_value(fields))
 
     def _end(self, record: End) -> None:
         self.ended = True

@@ -252,6 +252,8 @@ class _AgentSegment:
     #: the start was said at capture, not at playback (an avatar): its finish places it
     provisional: bool = False
     progressed: bool = False
+    #: where the audio placed so far began and ended on the call's clock
+    placed: tuple[float, float] | None = None
 
     def audio(self) -> np.ndarray:
         if len(self.parts) != 1:
@@ -434,11 +436,14 @@ class Recording:
         seg.progressed = True
         self._place_output(seg, started_at, offset, dur)
 
-    def playback_finished(self, segment: int, played: float, at: float) -> None:
-        """Segment ``segment`` stopped at ``at`` after ``played`` seconds of it."""
+    def playback_finished(
+        self, segment: int, played: float, at: float
+    ) -> tuple[float, float] | None:
+        """Segment ``segment`` stopped at ``at`` after ``played`` seconds of it; returns where
+        its audio began and ended on the call's clock (None: no audio of it was placed)."""
         seg = self._segments.pop(segment, None)
         if seg is None:
-            return
+            return None
         if not seg.progressed:
             started = seg.started_at
             if started is None or seg.provisional:
@@ -447,6 +452,7 @@ class Recording:
             rendered = started if seg.started_at is None else min(started, seg.started_at)
             self._changed(self.sample_at(rendered))
             self._place_output(seg, started, 0.0, played)
+        return seg.placed
 
     def _place_output(
         self, seg: _AgentSegment, started_at: float, offset: float, dur: float
@@ -462,6 +468,10 @@ class Recording:
         piece = np.concatenate([resampler.push(audio[lo:hi]), resampler.flush()])
         self._changed(self.sample_at(started_at))
         self._tracks[1].place(self.sample_at(started_at), piece, self._cursor)
+        end = started_at + (hi - lo) / seg.rate
+        if seg.placed is not None:
+            started_at, end = min(seg.placed[0], started_at), max(seg.placed[1], end)
+        seg.placed = (started_at, end)
 
     # -- chunks ----------------------------------------------------------------------------
 

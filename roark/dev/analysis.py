@@ -12,8 +12,9 @@ recording (left = caller, right = agent) and the call-ended body, and kept besid
   first token, TTS time to first byte) and the remainder no stage explains.
 - **Alignment**: whether each transcript turn's channel has speech where its offsets say (a
   turn after the end of the recording cannot be checked: chunks were lost or refused).
-- **Interruptions**: where the agent's audio of each interrupted turn really stopped (LiveKit
-  may end the turn's transcript later, when it commits the interrupted message).
+- **Interruptions**: where the agent's audio of each interrupted turn really stopped, read
+  from the recording (roark ends such a turn's transcript there; a call delivered by an older
+  roark, or by another integration, may end it later, where LiveKit committed the message).
 """
 
 from __future__ import annotations
