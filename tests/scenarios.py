@@ -9,10 +9,12 @@ for what the local Roark received for each (found by the job's room sid).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from livekit.agents import AgentSession, AgentTask, JobContext, function_tool
 
 import roark
@@ -165,3 +167,15 @@ class AddressTask(AgentTask[str]):
             street: The street name.
         """
         self.complete(street)
+
+
+def run_under_wall_clock(
+    server: LocalRoark, scenario: Scenario, clock: Callable[[], float], body: Body
+) -> Scenario:
+    """Run ``scenario`` with ``time.time`` replaced by ``clock`` for everyone in the process
+    (LiveKit and roark included, as freezegun does), and attach the call Roark received."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "time", clock)
+        asyncio.run(run_scenario(scenario, body))
+    scenario.received = server.wait_for_call(scenario.room_sid, timeout=20)
+    return scenario

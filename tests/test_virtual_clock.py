@@ -24,7 +24,7 @@ from roark.testing.scripted import ScriptedCall, SupportAgent
 
 from .audio_checks import WINDOW, active_runs, assert_speech_at, parse_iso
 from .calls import ANSWER, GREETING, QUESTION, short_script
-from .scenarios import Scenario, run_scenario
+from .scenarios import Scenario, run_under_wall_clock
 
 VIRTUAL_START = 1_735_732_800.0  # 2025-01-01T12:00:00Z
 TOLERANCE = 0.06
@@ -91,12 +91,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenari
 
 def _run_under(server: LocalRoark, name: str) -> Scenario:
     scenario = Scenario(name, ScriptedCall(short_script()))
-    with pytest.MonkeyPatch.context() as patch:
-        # for everyone in the process, LiveKit and roark included, as freezegun does
-        patch.setattr(time, "time", CLOCKS[name]())
-        asyncio.run(run_scenario(scenario, _body))
-    scenario.received = server.wait_for_call(scenario.room_sid, timeout=20)
-    return scenario
+    return run_under_wall_clock(server, scenario, CLOCKS[name](), _body)
 
 
 @pytest.mark.parametrize("clock", list(CLOCKS))

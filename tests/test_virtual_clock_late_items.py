@@ -11,7 +11,6 @@ place them where they happened (the agent began speaking, the tool started, the 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +28,7 @@ from roark.testing.scripted import (
 )
 
 from .audio_checks import parse_iso
-from .scenarios import ASK_STREET, AddressTask, Scenario, run_scenario
+from .scenarios import ASK_STREET, AddressTask, Scenario, run_under_wall_clock
 from .test_virtual_clock import VIRTUAL_START, VirtualWallClock
 
 GREETING = "Hello, order desk. Today we have news about shipping times and returns for you."
@@ -123,11 +122,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenari
 
 def _run_under(server: LocalRoark, name: str) -> Scenario:
     scenario = Scenario(name, ScriptedCall(SCRIPT, tools_agent=Desk))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(time, "time", CLOCKS[name]())
-        asyncio.run(run_scenario(scenario, _body))
-    scenario.received = server.wait_for_call(scenario.room_sid, timeout=20)
-    return scenario
+    return run_under_wall_clock(server, scenario, CLOCKS[name](), _body)
 
 
 @pytest.mark.parametrize("clock", list(CLOCKS))
